@@ -1,0 +1,128 @@
+import pg from "pg";
+
+/**
+ * Schema names we accept: lowercase, unquoted-identifier safe, at most 63 bytes (PostgreSQL's
+ * NAMEDATALEN - 1). Restricting the alphabet means a schema name can be interpolated into SQL
+ * (`SET search_path`, `CREATE SCHEMA`, `LISTEN`) without any escaping subtleties.
+ */
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+const INT8_OID: number = 20;
+const INT8_ARRAY_OID: number = 1016;
+
+/**
+ * Checks a schema name and returns it double-quoted, ready to splice into SQL.
+ *
+ * Identifiers cannot be bound as query parameters, so every place that names a schema goes
+ * through this one check instead of hand-rolled quoting.
+ *
+ * @throws Error naming the offending value when it does not match `^[a-z_][a-z0-9_]{0,62}$`.
+ */
+export function quoteSchema(schema: string): string {
+  if (!SCHEMA_NAME.test(schema)) {
+    throw new Error(
+      `invalid schema name ${JSON.stringify(schema)}: expected /^[a-z_][a-z0-9_]{0,62}$/ (lowercase letters, digits, underscore)`,
+    );
+  }
+  return `"${schema}"`;
+}
+
+/**
+ * int8 (bigint, bigserial, count(*)) is parsed to a JavaScript `bigint`.
+ *
+ * Why: pg's default returns a string, which silently concatenates instead of adding and sorts
+ * lexically; `Number` loses precision above 2^53. `bigint` is exact, the compiler refuses to mix
+ * it with `number`, and it matches how protobuf-es represents int64/uint64 fields, so sequence
+ * numbers and aggregate versions flow from rows into messages unchanged. Cast in SQL
+ * (`count(*)::int`) where a small `number` is wanted. The parser is installed per pool, not on
+ * pg's global registry, so other code in the process keeps pg's defaults.
+ */
+const typeParsers: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: "text" | "binary") => {
+    if (format !== "binary" && oid === INT8_OID) return (value: string) => BigInt(value);
+    if (format !== "binary" && oid === INT8_ARRAY_OID) {
+      const parseArray: (value: string) => unknown = pg.types.getTypeParser(INT8_ARRAY_OID);
+      return (value: string) => toBigInts(parseArray(value));
+    }
+    return format === undefined ? pg.types.getTypeParser(oid) : pg.types.getTypeParser(oid, format);
+  }) as pg.CustomTypesConfig["getTypeParser"],
+};
+
+/** pg parses int8[] to (nested) arrays of strings and nulls; convert the leaves. */
+function toBigInts(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(toBigInts);
+  return typeof value === "string" ? BigInt(value) : value;
+}
+
+/** Options for {@link createPool}. */
+export interface PoolOptions {
+  /** Connection string, e.g. `postgres://root@127.0.0.1:5432/test`. */
+  url: string;
+  /** The service's own schema; every connection's `search_path` is pinned to it. */
+  schema: string;
+  /** Maximum connections (pg default 10). */
+  max?: number;
+  /** Shown in `pg_stat_activity.application_name`, so a DBA can tell services apart. */
+  applicationName?: string;
+  /**
+   * Called when an idle pooled connection fails (server restart, network drop). pg emits these
+   * as `error` events that would crash the process if nobody listened; the pool discards the
+   * broken client and opens a new one on the next checkout, so the event is only worth logging.
+   */
+  onError?: (err: Error) => void;
+}
+
+/**
+ * Creates a pg pool whose connections all run with `search_path` set to `"<schema>"`.
+ *
+ * Why: database-per-service is enforced by schema-per-service on a shared server. Pinning the
+ * search path when the connection is opened lets service SQL use unqualified table names and
+ * makes a query that forgot to qualify a table land in the service's own schema rather than
+ * `public`; because the setting travels in the startup packet, no statement can ever run on a
+ * connection before it applies. int8 values come back as `bigint` (see `typeParsers` above).
+ * Transaction-pooling proxies (PgBouncer) would drop the setting: connect directly.
+ */
+export function createPool(opts: PoolOptions): pg.Pool {
+  // Sent in the startup packet, i.e. the server applies `SET search_path TO "<schema>"` before the
+  // connection accepts its first statement. Issuing the SET from the pool's `connect` event
+  // instead would race the caller's first query (pg 8 warns about it and pg 9 will refuse it).
+  const options = `-c search_path=${quoteSchema(opts.schema)}`;
+  const config: pg.PoolConfig = { connectionString: opts.url, types: typeParsers, options };
+  if (opts.max !== undefined) config.max = opts.max;
+  if (opts.applicationName !== undefined) config.application_name = opts.applicationName;
+  const pool = new pg.Pool(config);
+  const onError = opts.onError ?? (() => {});
+  pool.on("error", onError);
+  return pool;
+}
+
+/**
+ * Runs `fn` inside BEGIN/COMMIT on one pooled client, rolling back if `fn` (or COMMIT) throws.
+ *
+ * Why: the outbox pattern and every multi-statement write need "all or nothing" on a single
+ * connection, and forgetting `release()` on an error path leaks a connection until the pool
+ * starves. The client is always released; if even ROLLBACK fails the connection is in an
+ * unknown state, so it is destroyed instead of being returned to the pool.
+ */
+export async function withTransaction<T>(
+  pool: pg.Pool,
+  fn: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query("BEGIN");
+    const result = await fn(client);
+    await client.query("COMMIT");
+    return result;
+  } catch (err) {
+    try {
+      await client.query("ROLLBACK");
+    } catch (rollbackErr) {
+      broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
+    }
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
