@@ -4,6 +4,8 @@ import { createFileRegistry } from "@bufbuild/protobuf";
 import type { FileDescriptorSet } from "@bufbuild/protobuf/wkt";
 import protobuf from "protobufjs";
 import { toFileDescriptorSet } from "./descriptor-from-protobufjs.js";
+import type { RuleBook } from "./pgv-rules.js";
+import { extractRules } from "./pgv-rules.js";
 import { findProtoSources, resolveImport } from "./proto-sources.js";
 
 /** Envoy's v3 API as protobuf-es descriptors: the schema an envoy.yaml is decoded against. */
@@ -16,8 +18,8 @@ export interface EnvoyRegistry {
   readonly descriptorSet: FileDescriptorSet;
   /** Shipped v3 files that were not loaded because an import is missing (tracers mostly). */
   readonly skipped: ReadonlyMap<string, string>;
-  /** The protobufjs tree, which still holds the PGV options the descriptor set drops. */
-  readonly root: protobuf.Root;
+  /** PGV rules read from the protobufjs tree before its options are dropped. */
+  readonly rules: RuleBook;
 }
 
 const BOOTSTRAP = "envoy.config.bootstrap.v3.Bootstrap";
@@ -57,5 +59,5 @@ function buildRegistry(): EnvoyRegistry {
   const registry = createFileRegistry(descriptorSet);
   const bootstrap = registry.getMessage(BOOTSTRAP);
   if (bootstrap === undefined) throw new Error(`${BOOTSTRAP} is missing from the Envoy API protos`);
-  return { registry, bootstrap, descriptorSet, skipped: sources.skipped, root };
+  return { registry, bootstrap, descriptorSet, skipped: sources.skipped, rules: extractRules(root) };
 }

@@ -1,7 +1,9 @@
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
+import { fromJson } from "@bufbuild/protobuf";
 import { parseDocument } from "yaml";
 import { loadEnvoyRegistry } from "./envoy-registry.js";
 import { findJsonErrors } from "./json-diagnostics.js";
+import { checkRules } from "./pgv-check.js";
 
 /** Outcome of {@link validateEnvoyConfig}: every problem found, each prefixed by its path. */
 export type EnvoyValidation =
@@ -11,7 +13,8 @@ export type EnvoyValidation =
 /**
  * Checks an Envoy v3 bootstrap (YAML or JSON text) against Envoy's own API protos, as strictly as
  * Envoy does when it starts: unknown fields, unknown enum names, malformed durations and `@type`
- * URLs naming no known type are all refused.
+ * URLs naming no known type are all refused; once the document decodes, the common PGV rules
+ * (required fields and oneofs, minimum lengths and counts, numeric bounds) are applied too.
  *
  * Envoy cannot run on our machines, so this is the only thing standing between a generated
  * envoy.yaml and a front door that refuses to boot. The first call loads the API (~0.5 s); later
@@ -20,8 +23,14 @@ export type EnvoyValidation =
 export function validateEnvoyConfig(text: string): EnvoyValidation {
   const parsed = parseYaml(text);
   if (!parsed.ok) return parsed;
-  const { registry, bootstrap } = loadEnvoyRegistry();
-  const errors = findJsonErrors(bootstrap, parsed.json, registry);
+  const { registry, bootstrap, rules } = loadEnvoyRegistry();
+  let errors: readonly string[];
+  try {
+    const message = fromJson(bootstrap, parsed.json, { registry });
+    errors = checkRules(message, bootstrap, registry, rules);
+  } catch {
+    errors = findJsonErrors(bootstrap, parsed.json, registry);
+  }
   return errors.length === 0 ? { ok: true } : { ok: false, errors };
 }
 
