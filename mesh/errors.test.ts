@@ -2,13 +2,13 @@ import { Metadata } from "@grpc/grpc-js";
 import { describe, expect, it } from "vitest";
 import { BadRequestSchema, QuotaFailureSchema } from "../gen/google/rpc/error_details_pb.js";
 import {
-  Code,
-  STATUS_DETAILS_KEY,
-  ServiceError,
   aborted,
+  Code,
   failedPrecondition,
   invalidArgument,
   resourceExhausted,
+  ServiceError,
+  STATUS_DETAILS_KEY,
   statusMetadata,
 } from "./errors.js";
 
@@ -37,13 +37,19 @@ describe("ServiceError", () => {
   it("survives a malformed details trailer with its code intact", () => {
     const md = new Metadata();
     md.set(STATUS_DETAILS_KEY, Buffer.from([0xff, 0xff, 0xff]));
-    const back = ServiceError.from(Object.assign(new Error("x"), { code: Code.NOT_FOUND, details: "gone", metadata: md }));
+    const back = ServiceError.from(
+      Object.assign(new Error("x"), { code: Code.NOT_FOUND, details: "gone", metadata: md }),
+    );
     expect(back.code).toBe(Code.NOT_FOUND);
     expect(back.message).toBe("gone");
   });
 
   it("exposes quota failures, retry delays and reasons", () => {
-    const err = resourceExhausted("quota", { subject: "project:p1", description: "runs per day", retryAfterMs: 1500 });
+    const err = resourceExhausted("quota", {
+      subject: "project:p1",
+      description: "runs per day",
+      retryAfterMs: 1500,
+    });
     expect(err.findDetail(QuotaFailureSchema)?.violations[0]?.subject).toBe("project:p1");
     expect(err.retryAfterMs).toBe(1500);
     expect(aborted("stale").reason).toBe("ETAG_MISMATCH");

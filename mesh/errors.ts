@@ -1,7 +1,13 @@
-import { type DescMessage, type MessageShape, create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import {
+  create,
+  createRegistry,
+  type DescMessage,
+  fromBinary,
+  type MessageShape,
+  toBinary,
+} from "@bufbuild/protobuf";
 import { type Any, anyPack, anyUnpack } from "@bufbuild/protobuf/wkt";
 import { status as Code, Metadata } from "@grpc/grpc-js";
-import { createRegistry } from "@bufbuild/protobuf";
 import {
   BadRequestSchema,
   ErrorInfoSchema,
@@ -80,7 +86,10 @@ export class ServiceError extends Error {
 
   /** Serializes to google.rpc.Status bytes for the grpc-status-details-bin trailer. */
   toStatusBytes(): Uint8Array {
-    return toBinary(StatusSchema, create(StatusSchema, { code: this.code, message: this.message, details: this.details }));
+    return toBinary(
+      StatusSchema,
+      create(StatusSchema, { code: this.code, message: this.message, details: this.details }),
+    );
   }
 }
 
@@ -113,7 +122,11 @@ const info = (reason: string, metadata: Record<string, string> = {}) =>
 /** INVALID_ARGUMENT with one BadRequest field violation per problem. */
 export function invalidArgument(message: string, violations: FieldViolation[] = []): ServiceError {
   const bad = create(BadRequestSchema, {
-    fieldViolations: violations.map((v) => ({ field: v.field, description: v.description, reason: v.reason ?? "" })),
+    fieldViolations: violations.map((v) => ({
+      field: v.field,
+      description: v.description,
+      reason: v.reason ?? "",
+    })),
   });
   return new ServiceError(Code.INVALID_ARGUMENT, message, [anyPack(BadRequestSchema, bad)]);
 }
@@ -152,7 +165,11 @@ export function aborted(message: string, reason = "ETAG_MISMATCH"): ServiceError
 }
 
 /** PERMISSION_DENIED with the reason (e.g. "ROLE_REQUIRED") and what was required. */
-export function permissionDenied(message: string, reason = "PERMISSION_DENIED", metadata: Record<string, string> = {}) {
+export function permissionDenied(
+  message: string,
+  reason = "PERMISSION_DENIED",
+  metadata: Record<string, string> = {},
+) {
   return new ServiceError(Code.PERMISSION_DENIED, message, [info(reason, metadata)]);
 }
 
@@ -181,13 +198,20 @@ export function resourceExhausted(
 
 /** UNAVAILABLE, optionally with RetryInfo. */
 export function unavailable(message: string, retryAfterMs?: number): ServiceError {
-  return new ServiceError(Code.UNAVAILABLE, message, retryAfterMs === undefined ? [] : [retryInfo(retryAfterMs)]);
+  return new ServiceError(
+    Code.UNAVAILABLE,
+    message,
+    retryAfterMs === undefined ? [] : [retryInfo(retryAfterMs)],
+  );
 }
 
 function retryInfo(ms: number): Any {
   const seconds = Math.floor(ms / 1000);
   const nanos = Math.round((ms - seconds * 1000) * 1e6);
-  return anyPack(RetryInfoSchema, create(RetryInfoSchema, { retryDelay: { seconds: BigInt(seconds), nanos } }));
+  return anyPack(
+    RetryInfoSchema,
+    create(RetryInfoSchema, { retryDelay: { seconds: BigInt(seconds), nanos } }),
+  );
 }
 
 /** The server-suggested retry delay of an error, in milliseconds, if any. */

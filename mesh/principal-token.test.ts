@@ -14,9 +14,9 @@ describe("principal token", () => {
 
   it("refuses a token whose body was altered", () => {
     const [, mac] = signPrincipal(alice, "s3cret").split(".");
-    const forged = Buffer.from(JSON.stringify({ p: { type: "user", id: "root" }, exp: Date.now() + 1e6 })).toString(
-      "base64url",
-    );
+    const forged = Buffer.from(
+      JSON.stringify({ p: { type: "user", id: "root" }, exp: Date.now() + 1e6 }),
+    ).toString("base64url");
     expect(verifyPrincipal(`${forged}.${mac}`, "s3cret")).toBeUndefined();
   });
 

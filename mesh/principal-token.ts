@@ -10,7 +10,12 @@ export const PRINCIPAL_HEADER = "x-codex-principal";
  * `base64url(json).base64url(hmac-sha256)` signed with a secret only the mesh shares, so a
  * client that reaches a service directly cannot forge one. Tokens are short-lived.
  */
-export function signPrincipal(principal: Principal, secret: string, ttlMs = 60_000, now = Date.now()): string {
+export function signPrincipal(
+  principal: Principal,
+  secret: string,
+  ttlMs = 60_000,
+  now = Date.now(),
+): string {
   const body = Buffer.from(JSON.stringify({ p: principal, exp: now + ttlMs })).toString("base64url");
   return `${body}.${mac(body, secret)}`;
 }
@@ -24,7 +29,10 @@ export function verifyPrincipal(token: string, secret: string, now = Date.now())
   const expected = Buffer.from(mac(body, secret), "base64url");
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
   try {
-    const parsed = JSON.parse(Buffer.from(body, "base64url").toString("utf8")) as { p?: Principal; exp?: number };
+    const parsed = JSON.parse(Buffer.from(body, "base64url").toString("utf8")) as {
+      p?: Principal;
+      exp?: number;
+    };
     if (!parsed.p || typeof parsed.exp !== "number" || parsed.exp < now) return undefined;
     if (typeof parsed.p.id !== "string" || typeof parsed.p.type !== "string") return undefined;
     return parsed.p;

@@ -1,14 +1,14 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import {
-  type CallOptions as GrpcCallOptions,
   Client,
   type ClientDuplexStream,
   type ClientWritableStream,
-  Metadata,
   credentials,
+  type CallOptions as GrpcCallOptions,
+  Metadata,
 } from "@grpc/grpc-js";
-import { type Principal, currentContext } from "../context.js";
+import { currentContext, type Principal } from "../context.js";
 import { Code, ServiceError } from "../errors.js";
 import { PRINCIPAL_HEADER, signPrincipal } from "../principal-token.js";
 import { createBreaker } from "../resilience/breaker.js";
@@ -160,7 +160,9 @@ function guardWithBreaker(
   });
   return (path: string, method: DescMethod, req: unknown, o: CallOptions | undefined) =>
     breaker.fire(path, method, req, o).catch((err: unknown) => {
-      throw err instanceof ServiceError ? err : new ServiceError(Code.UNAVAILABLE, `${name}: ${String(err)}`, [], { cause: err });
+      throw err instanceof ServiceError
+        ? err
+        : new ServiceError(Code.UNAVAILABLE, `${name}: ${String(err)}`, [], { cause: err });
     });
 }
 
@@ -181,7 +183,11 @@ function metadataFor(opts: ClientOptions, callOpts: CallOptions | undefined, str
   return md;
 }
 
-function grpcOptions(opts: ClientOptions, callOpts: CallOptions | undefined, streaming = false): GrpcCallOptions {
+function grpcOptions(
+  opts: ClientOptions,
+  callOpts: CallOptions | undefined,
+  streaming = false,
+): GrpcCallOptions {
   const timeout = callOpts?.timeoutMs ?? (streaming ? undefined : (opts.defaultTimeoutMs ?? 10_000));
   return timeout === undefined ? {} : { deadline: Date.now() + timeout };
 }

@@ -1,9 +1,11 @@
-import { type DescMessage, type MessageShape, create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import type { Serialize, Deserialize } from "@grpc/grpc-js";
+import { create, type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 
 /** Marks a request that could not be decoded; the adapter answers it with INVALID_ARGUMENT. */
 export class MalformedMessage {
-  constructor(readonly typeName: string, readonly reason: string) {}
+  constructor(
+    readonly typeName: string,
+    readonly reason: string,
+  ) {}
 }
 
 /**
@@ -11,9 +13,11 @@ export class MalformedMessage {
  * (grpc-js would turn that into INTERNAL); a malformed payload becomes a MalformedMessage the
  * adapter turns into INVALID_ARGUMENT.
  */
-export function serverCodec<D extends DescMessage>(desc: D): {
-  deserialize: Deserialize<MessageShape<D> | MalformedMessage>;
-  serialize: Serialize<unknown>;
+export function serverCodec<D extends DescMessage>(
+  desc: D,
+): {
+  deserialize: (buf: Buffer) => MessageShape<D> | MalformedMessage;
+  serialize: (msg: unknown) => Buffer;
 } {
   return {
     deserialize: (buf: Buffer) => {

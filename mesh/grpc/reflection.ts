@@ -17,10 +17,15 @@ export function addReflection(server: Server, services: DescService[]): void {
     for (const dep of file.dependencies) visit(dep);
   };
   for (const s of services) visit(s.file);
-  const fileDescriptorProtos = [...files.values()].map((f) => Buffer.from(toBinary(FileDescriptorProtoSchema, f.proto)));
+  const fileDescriptorProtos = [...files.values()].map((f) =>
+    Buffer.from(toBinary(FileDescriptorProtoSchema, f.proto)),
+  );
   const packageDefinition = { "codex.descriptors": { fileDescriptorProtos } };
-  const reflection = new ReflectionService(packageDefinition as unknown as ConstructorParameters<typeof ReflectionService>[0], {
-    services: services.map((s) => s.typeName),
-  });
+  const reflection = new ReflectionService(
+    packageDefinition as unknown as ConstructorParameters<typeof ReflectionService>[0],
+    {
+      services: services.map((s) => s.typeName),
+    },
+  );
   reflection.addToServer(server);
 }

@@ -8,13 +8,13 @@ import {
   type ServerUnaryCall,
   type ServerWritableStream,
   type ServiceDefinition,
+  type sendUnaryData,
   type UntypedHandleCall,
   type UntypedServiceImplementation,
-  type sendUnaryData,
 } from "@grpc/grpc-js";
 import { SpanKind } from "@opentelemetry/api";
 import { type Principal, runWithContext } from "../context.js";
-import { Code, ServiceError, invalidArgument, statusMetadata, unauthenticated } from "../errors.js";
+import { Code, invalidArgument, ServiceError, statusMetadata, unauthenticated } from "../errors.js";
 import type { Logger } from "../logging.js";
 import { PRINCIPAL_HEADER, verifyPrincipal } from "../principal-token.js";
 import { extractContext, withSpan } from "../tracing.js";
@@ -76,7 +76,9 @@ function wrap(method: DescMethod, handler: Handler, hooks: AdapterHooks): Untype
   return ((call: AnyCall, callback?: sendUnaryData<unknown>) => {
     const started = process.hrtime.bigint();
     const abort = new AbortController();
-    call.on("cancelled", () => abort.abort(new ServiceError(Code.CANCELLED, "call cancelled by client")));
+    (call as NodeJS.EventEmitter).on("cancelled", () =>
+      abort.abort(new ServiceError(Code.CANCELLED, "call cancelled by client")),
+    );
     let finished = false;
     const finish = (err: unknown, response?: unknown) => {
       if (finished) return;
@@ -110,8 +112,10 @@ function wrap(method: DescMethod, handler: Handler, hooks: AdapterHooks): Untype
 
     const parent = extractContext(ctx.metadata.getMap() as Record<string, string>);
     const run = () =>
-      withSpan(path, { kind: SpanKind.SERVER, parent, attributes: { "rpc.system": "grpc", "rpc.method": path } }, () =>
-        execute(method, handler, call, ctx),
+      withSpan(
+        path,
+        { kind: SpanKind.SERVER, parent, attributes: { "rpc.system": "grpc", "rpc.method": path } },
+        () => execute(method, handler, call, ctx),
       );
     runWithContext(
       { requestId: ctx.requestId, correlationId: ctx.correlationId, ...optionalPrincipal(ctx.principal) },
@@ -123,20 +127,36 @@ function wrap(method: DescMethod, handler: Handler, hooks: AdapterHooks): Untype
   }) as UntypedHandleCall;
 }
 
-async function execute(method: DescMethod, handler: Handler, call: AnyCall, ctx: CallContext): Promise<unknown> {
+async function execute(
+  method: DescMethod,
+  handler: Handler,
+  call: AnyCall,
+  ctx: CallContext,
+): Promise<unknown> {
   switch (method.methodKind) {
     case "unary":
       return handler(decoded((call as ServerUnaryCall<unknown, unknown>).request), ctx);
     case "server_streaming": {
       const req = decoded((call as ServerWritableStream<unknown, unknown>).request);
-      await writeAll(call as ServerWritableStream<unknown, unknown>, handler(req, ctx) as AsyncIterable<unknown>, ctx);
+      await writeAll(
+        call as ServerWritableStream<unknown, unknown>,
+        handler(req, ctx) as AsyncIterable<unknown>,
+        ctx,
+      );
       return undefined;
     }
     case "client_streaming":
       return handler(readAll(call as ServerReadableStream<unknown, unknown>), ctx);
     case "bidi_streaming": {
       const duplex = call as ServerDuplexStream<unknown, unknown>;
-      await writeAll(duplex, handler(readAll(duplex), ctx) as AsyncIterable<unknown>, ctx);
+      await writeAll(
+        duplex,
+        handler(
+          readAll(duplex as unknown as ServerReadableStream<unknown, unknown>),
+          ctx,
+        ) as AsyncIterable<unknown>,
+        ctx,
+      );
       return undefined;
     }
   }
@@ -149,8 +169,12 @@ function decoded(msg: unknown): unknown {
   return msg;
 }
 
-async function* readAll(stream: AsyncIterable<unknown>): AsyncIterable<unknown> {
-  for await (const msg of stream) yield decoded(msg);
+/**
+ * Reads a request stream. The default Readable iterator destroys the stream when the loop
+ * ends, which for a bidi call would kill the response side too: keep it open instead.
+ */
+async function* readAll(stream: ServerReadableStream<unknown, unknown>): AsyncIterable<unknown> {
+  for await (const msg of stream.iterator({ destroyOnReturn: false })) yield decoded(msg);
 }
 
 /** Writes a response stream honouring backpressure; stops when the client goes away. */
@@ -175,7 +199,12 @@ async function writeAll(
   }
 }
 
-function callContext(path: string, call: AnyCall, signal: AbortSignal, secret: string | undefined): CallContext {
+function callContext(
+  path: string,
+  call: AnyCall,
+  signal: AbortSignal,
+  secret: string | undefined,
+): CallContext {
   const md = call.metadata;
   const given = firstString(md, "x-request-id");
   const requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
@@ -192,7 +221,8 @@ function callContext(path: string, call: AnyCall, signal: AbortSignal, secret: s
     method: path,
     metadata: md,
     signal,
-    deadline: deadline instanceof Date ? deadline : Number.isFinite(deadline) ? new Date(deadline) : undefined,
+    deadline:
+      deadline instanceof Date ? deadline : Number.isFinite(deadline) ? new Date(deadline) : undefined,
     requestId,
     correlationId,
     principal,

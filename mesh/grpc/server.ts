@@ -60,7 +60,10 @@ export class GrpcServer {
         err ? reject(err) : resolve(bound),
       ),
     );
-    this.opts.logger.info({ port: this.boundPort, services: this.services.map((s) => s.typeName) }, "gRPC server listening");
+    this.opts.logger.info(
+      { port: this.boundPort, services: this.services.map((s) => s.typeName) },
+      "gRPC server listening",
+    );
     return this.boundPort;
   }
 

@@ -30,15 +30,16 @@ type MethodOf<K extends Kind, I extends DescMessage, O extends DescMessage> = {
 };
 
 /** Handler of one RPC, typed from the protobuf-es method descriptor. Streams are async iterables. */
-export type MethodImpl<M> = M extends MethodOf<"unary", infer I, infer O>
-  ? (req: MessageShape<I>, ctx: CallContext) => Promise<MessageInitShape<O>>
-  : M extends MethodOf<"server_streaming", infer I, infer O>
-    ? (req: MessageShape<I>, ctx: CallContext) => AsyncIterable<MessageInitShape<O>>
-    : M extends MethodOf<"client_streaming", infer I, infer O>
-      ? (reqs: AsyncIterable<MessageShape<I>>, ctx: CallContext) => Promise<MessageInitShape<O>>
-      : M extends MethodOf<"bidi_streaming", infer I, infer O>
-        ? (reqs: AsyncIterable<MessageShape<I>>, ctx: CallContext) => AsyncIterable<MessageInitShape<O>>
-        : never;
+export type MethodImpl<M> =
+  M extends MethodOf<"unary", infer I, infer O>
+    ? (req: MessageShape<I>, ctx: CallContext) => Promise<MessageInitShape<O>>
+    : M extends MethodOf<"server_streaming", infer I, infer O>
+      ? (req: MessageShape<I>, ctx: CallContext) => AsyncIterable<MessageInitShape<O>>
+      : M extends MethodOf<"client_streaming", infer I, infer O>
+        ? (reqs: AsyncIterable<MessageShape<I>>, ctx: CallContext) => Promise<MessageInitShape<O>>
+        : M extends MethodOf<"bidi_streaming", infer I, infer O>
+          ? (reqs: AsyncIterable<MessageShape<I>>, ctx: CallContext) => AsyncIterable<MessageInitShape<O>>
+          : never;
 
 /** A full implementation of a service: one handler per RPC, by its protobuf-es local name. */
 export type ServiceImpl<S extends DescService> = { [K in keyof S["method"]]: MethodImpl<S["method"][K]> };
@@ -54,18 +55,21 @@ export interface CallOptions {
 }
 
 /** Client side of one RPC. */
-export type MethodClient<M> = M extends MethodOf<"unary", infer I, infer O>
-  ? (req: MessageInitShape<I>, opts?: CallOptions) => Promise<MessageShape<O>>
-  : M extends MethodOf<"server_streaming", infer I, infer O>
-    ? (req: MessageInitShape<I>, opts?: CallOptions) => AsyncIterable<MessageShape<O>>
-    : M extends MethodOf<"client_streaming", infer I, infer O>
-      ? (reqs: AsyncIterable<MessageInitShape<I>>, opts?: CallOptions) => Promise<MessageShape<O>>
-      : M extends MethodOf<"bidi_streaming", infer I, infer O>
-        ? (reqs: AsyncIterable<MessageInitShape<I>>, opts?: CallOptions) => AsyncIterable<MessageShape<O>>
-        : never;
+export type MethodClient<M> =
+  M extends MethodOf<"unary", infer I, infer O>
+    ? (req: MessageInitShape<I>, opts?: CallOptions) => Promise<MessageShape<O>>
+    : M extends MethodOf<"server_streaming", infer I, infer O>
+      ? (req: MessageInitShape<I>, opts?: CallOptions) => AsyncIterable<MessageShape<O>>
+      : M extends MethodOf<"client_streaming", infer I, infer O>
+        ? (reqs: AsyncIterable<MessageInitShape<I>>, opts?: CallOptions) => Promise<MessageShape<O>>
+        : M extends MethodOf<"bidi_streaming", infer I, infer O>
+          ? (reqs: AsyncIterable<MessageInitShape<I>>, opts?: CallOptions) => AsyncIterable<MessageShape<O>>
+          : never;
 
 /** A typed client for a whole service. */
-export type ServiceClient<S extends DescService> = { [K in keyof S["method"]]: MethodClient<S["method"][K]> } & {
+export type ServiceClient<S extends DescService> = {
+  [K in keyof S["method"]]: MethodClient<S["method"][K]>;
+} & {
   /** Closes the underlying channel. */
   close(): void;
 };
