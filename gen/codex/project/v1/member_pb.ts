@@ -34,8 +34,9 @@ export type Member = Message<"codex.project.v1.Member"> & {
 
   /**
    * Stable id of the principal: the user's JWT subject for USER principals, the agent id
-   * for AGENT principals. 1–256 characters. API keys are not members: a key carries its
-   * own role (see codex.gateway.v1.ApiKey).
+   * for AGENT principals. 1–256 characters of `[A-Za-z0-9._@|:+-]` (no `/`, so it fits in
+   * a URL path segment). API keys are not members: a key carries its own role (see
+   * codex.gateway.v1.ApiKey).
    *
    * @generated from field: string principal_id = 2;
    */
