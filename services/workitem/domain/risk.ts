@@ -57,7 +57,7 @@ function normalise(value: string): string {
 function selectorMatches(
   selector: Readonly<Record<string, string>>,
   labels: Readonly<Record<string, string>>,
-) {
+): boolean {
   return Object.entries(selector).every(
     ([key, value]) => Object.hasOwn(labels, key) && labels[key] === value,
   );
