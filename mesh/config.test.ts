@@ -2,6 +2,8 @@ import { describe, expect, expectTypeOf, it } from "vitest";
 import {
   bool,
   ConfigError,
+  type ConfigOf,
+  type ConfigSpec,
   commonConfigSpec,
   durationMs,
   int,
@@ -183,6 +185,20 @@ describe("durations", () => {
     ]);
     expect(() => durationMs({ default: "forever" })).toThrow(TypeError);
     expect(loadConfig({ D: durationMs({ default: 5 }) }, {}).D).toBe(5);
+  });
+});
+
+describe("ConfigOf in generic code", () => {
+  it("keeps the known fields' types when a service spec is merged into the common one", () => {
+    function host<S extends ConfigSpec>(own: S, env: Record<string, string>) {
+      const cfg: ConfigOf<typeof commonConfigSpec & S> = loadConfig({ ...commonConfigSpec, ...own }, env);
+      const port: number = cfg.PORT;
+      const level: "debug" | "info" | "warn" | "error" = cfg.LOG_LEVEL;
+      return { port, level, cfg };
+    }
+    const { port, level, cfg } = host({ QUEUE: str({ default: "q" }) }, { PORT: "1234" });
+    expect([port, level, cfg.QUEUE]).toEqual([1234, "info", "q"]);
+    expectTypeOf(cfg.QUEUE).toEqualTypeOf<string>();
   });
 });
 

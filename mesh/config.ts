@@ -9,19 +9,33 @@
  * Unset and empty variables are treated alike (Kubernetes and shells often export `X=`).
  */
 
+/** Type-only key carrying a field's value type (no runtime property). */
+declare const valueType: unique symbol;
+
+type Parsed<T> = { ok: true; value: T } | { ok: false; reason: string; echo: boolean };
+
 /** One variable's parser. Build fields with the helpers below rather than by hand. */
 export interface Field<T> {
   /** Secret values are never echoed in error messages. */
   readonly secret: boolean;
   /** Returns the typed value, or a reason ("must be …") when the raw value is unusable. */
-  parse(raw: string | undefined): { ok: true; value: T } | { ok: false; reason: string; echo: boolean };
+  parse(raw: string | undefined): Parsed<T>;
+  /** Phantom: lets `ConfigOf` read T by indexing, which also works inside generic code. */
+  readonly [valueType]: T;
 }
 
 /** A spec maps variable names to fields; the loaded config has one typed property per name. */
 export type ConfigSpec = Record<string, Field<unknown>>;
-export type ConfigOf<S extends ConfigSpec> = {
-  readonly [K in keyof S]: S[K] extends Field<infer T> ? T : never;
-};
+/**
+ * The loaded config's type. Indexed access rather than `infer`, so generic code over
+ * `typeof commonConfigSpec & S` still sees the known fields' types.
+ */
+export type ConfigOf<S extends ConfigSpec> = { readonly [K in keyof S]: S[K][typeof valueType] };
+
+/** Attaches the phantom type to a parser object. */
+function asField<T>(f: { secret: boolean; parse(raw: string | undefined): Parsed<T> }): Field<T> {
+  return f as Field<T>;
+}
 
 /** Options every field accepts. A field without `default` is required. */
 export interface FieldOptions<T> {
@@ -41,7 +55,7 @@ type Convert<T> = (raw: string) => { value: T } | { reason: string };
 
 function field<T>(opts: FieldOptions<T>, convert: Convert<T>): Field<T> {
   const secret = opts.secret === true;
-  return {
+  return asField<T>({
     secret,
     parse(raw) {
       if (raw === undefined || raw === "") {
@@ -51,15 +65,15 @@ function field<T>(opts: FieldOptions<T>, convert: Convert<T>): Field<T> {
       const out = convert(raw);
       return "value" in out ? { ok: true, value: out.value } : { ok: false, reason: out.reason, echo: true };
     },
-  };
+  });
 }
 
 /** Makes a field optional: unset gives `undefined` instead of an error. */
 export function optional<T>(inner: Field<T>): Field<T | undefined> {
-  return {
+  return asField<T | undefined>({
     secret: inner.secret,
     parse: (raw) => (raw === undefined || raw === "" ? { ok: true, value: undefined } : inner.parse(raw)),
-  };
+  });
 }
 
 const INTEGER = /^[+-]?\d+$/;

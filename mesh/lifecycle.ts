@@ -28,10 +28,13 @@ export interface StopContext {
   signal: AbortSignal;
 }
 
-/** A long-lived part. `stop` may ignore its argument; components added without `start` just stop. */
+/**
+ * A long-lived part. `stop` may ignore its argument; components added without `start` just stop.
+ * Resolved values are ignored (so `start: () => ensureStreams(...)` fits as is).
+ */
 export interface Component {
-  start?(): Promise<void>;
-  stop(ctx: StopContext): Promise<void>;
+  start?(): Promise<unknown>;
+  stop(ctx: StopContext): Promise<unknown>;
 }
 
 type LogSink = Pick<Logger, "info" | "warn" | "error">;
