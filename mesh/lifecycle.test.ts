@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { type Component, Lifecycle, type LifecycleState, type StopContext } from "./lifecycle.js";
 import { createLogger } from "./logging.js";
 
@@ -123,18 +123,24 @@ describe("Lifecycle", () => {
 });
 
 describe("Lifecycle.handleSignals", () => {
+  const FORCE_MS = 300;
+
   function setup(stop: () => Promise<void>) {
     const source = new EventEmitter();
     const exits: number[] = [];
+    let exitedAt = 0;
     const lc = new Lifecycle().add("c", { stop });
     const dispose = lc.handleSignals({
       graceMs: 20,
-      forceMs: 80,
+      forceMs: FORCE_MS,
       logger,
-      exit: (c) => exits.push(c),
+      exit: (c) => {
+        exits.push(c);
+        exitedAt = Date.now();
+      },
       source,
     });
-    return { source, exits, lc, dispose };
+    return { source, exits, lc, dispose, exitedAt: () => exitedAt };
   }
 
   it("stops gracefully on SIGTERM and exits 0", async () => {
@@ -142,23 +148,23 @@ describe("Lifecycle.handleSignals", () => {
     await lc.start();
     source.emit("SIGTERM");
     expect(lc.state).toBe("DRAINING");
-    await sleep(30);
+    await vi.waitFor(() => expect(exits).toEqual([0]));
     expect(lc.state).toBe("STOPPED");
-    expect(exits).toEqual([0]);
-    await sleep(80);
+    await sleep(FORCE_MS + 50);
     expect(exits).toEqual([0]); // the force timer was cleared
     dispose();
     expect(source.listenerCount("SIGTERM") + source.listenerCount("SIGINT")).toBe(0);
   });
 
-  it("exits 1 when stop hangs past the force time", async () => {
-    const { source, exits, lc, dispose } = setup(() => new Promise<void>(() => undefined));
+  it("exits 1 when stop hangs past the force time, not before", async () => {
+    const { source, exits, lc, dispose, exitedAt } = setup(() => new Promise<void>(() => undefined));
     await lc.start();
+    const t0 = Date.now();
     source.emit("SIGINT");
-    await sleep(50);
+    await sleep(20);
     expect(exits).toEqual([]);
-    await sleep(60);
-    expect(exits).toEqual([1]);
+    await vi.waitFor(() => expect(exits).toEqual([1]), { timeout: 2_000 });
+    expect(exitedAt() - t0).toBeGreaterThanOrEqual(FORCE_MS - 5);
     expect(lc.state).toBe("DRAINING");
     dispose();
   });
@@ -169,7 +175,7 @@ describe("Lifecycle.handleSignals", () => {
     source.emit("SIGTERM");
     source.emit("SIGINT");
     expect(exits).toEqual([1]);
-    await sleep(100);
+    await sleep(FORCE_MS + 50);
     expect(exits).toEqual([1]); // force timer cancelled by the second signal
     dispose();
   });
@@ -180,8 +186,7 @@ describe("Lifecycle.handleSignals", () => {
     });
     await lc.start();
     source.emit("SIGTERM");
-    await sleep(10);
-    expect(exits).toEqual([1]);
+    await vi.waitFor(() => expect(exits).toEqual([1]));
     expect(lc.state).toBe("FAILED");
     dispose();
   });
