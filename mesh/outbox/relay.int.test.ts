@@ -1,0 +1,221 @@
+import { randomBytes, randomUUID } from "node:crypto";
+import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type pg from "pg";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { connectNats } from "../nats/connection.js";
+import { publish } from "../nats/publisher.js";
+import { deleteStreams, ensureStreams } from "../nats/streams.js";
+import { subjectsFor } from "../nats/subjects.js";
+import { eventually, readStream } from "../nats/testing.js";
+import { dropSchema, migrate } from "../postgres/migrations.js";
+import { createPool, withTransaction } from "../postgres/pool.js";
+import { enqueueOutbox } from "./enqueue.js";
+import { OutboxRelay, type OutboxRelayOptions } from "./relay.js";
+import { outboxChannel, outboxMigrationSql } from "./schema.js";
+
+const tag = randomBytes(5).toString("hex");
+const schema = `t_outbox_${tag}`;
+const prefix = `t${tag}`;
+const subjects = subjectsFor(prefix);
+const lateStreamsPrefix = `${prefix}late`;
+let pool: pg.Pool;
+let nc: NatsConnection;
+let jsm: JetStreamManager;
+let js: JetStreamClient;
+const relays: OutboxRelay[] = [];
+
+beforeAll(async () => {
+  pool = createPool({ url: "postgres://root@127.0.0.1:5432/test", schema, max: 8 });
+  await migrate(pool, { schema, migrations: [{ version: 1, name: "outbox", sql: outboxMigrationSql() }] });
+  nc = await connectNats({ servers: "nats://127.0.0.1:4222", name: "mesh-outbox-test" });
+  jsm = await jetstreamManager(nc);
+  js = jetstream(nc);
+  await ensureStreams(jsm, prefix);
+});
+
+afterEach(async () => {
+  await Promise.all(relays.splice(0).map((r) => r.stop()));
+  await pool.query("TRUNCATE outbox");
+  await jsm.streams.purge(subjects.streams.events);
+});
+
+afterAll(async () => {
+  await deleteStreams(jsm, prefix);
+  await deleteStreams(jsm, lateStreamsPrefix);
+  await nc.close();
+  await dropSchema(pool, schema);
+  await pool.end();
+});
+
+function relay(extra: Partial<OutboxRelayOptions> = {}): OutboxRelay {
+  const r = new OutboxRelay({
+    pool,
+    schema,
+    js,
+    pollIntervalMs: 100,
+    retryBackoff: { initialMs: 20, maxMs: 200 },
+    ...extra,
+  });
+  relays.push(r);
+  return r;
+}
+
+/** Stages `n` events, each in its own committed transaction like real service writes. */
+async function stage(n: number, subject = subjects.event("widget", "WidgetMade")): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const id = randomUUID();
+    ids.push(id);
+    await withTransaction(pool, (c) =>
+      enqueueOutbox(c, {
+        id,
+        subject,
+        payload: new TextEncoder().encode(`event ${i}`),
+        headers: { "X-N": String(i) },
+      }),
+    );
+  }
+  return ids;
+}
+
+/** Asserts the events stream holds exactly `ids`, each once, in staging order. */
+async function expectExactlyOnce(ids: string[], stream = subjects.streams.events): Promise<void> {
+  const stored = await readStream(jsm, stream);
+  const seen = stored.map((m) => m.header.get("Nats-Msg-Id"));
+  expect(seen.length).toBe(ids.length);
+  expect(new Set(seen).size).toBe(ids.length);
+  expect([...seen].sort()).toEqual([...ids].sort());
+}
+
+describe("outbox", () => {
+  it("enqueue stores the row in the caller's transaction: rolled back means never published", async () => {
+    const id = randomUUID();
+    await expect(
+      withTransaction(pool, async (c) => {
+        await enqueueOutbox(c, {
+          id,
+          subject: subjects.event("widget", "Ghost"),
+          payload: new Uint8Array([1]),
+        });
+        throw new Error("business rule failed");
+      }),
+    ).rejects.toThrow("business rule failed");
+    const kept = await stage(1);
+    expect(await relay().flush()).toBe(1);
+    await expectExactlyOnce(kept);
+    const stored = await readStream(jsm, subjects.streams.events);
+    expect(stored[0]?.header.get("X-N")).toBe("0");
+    expect(new TextDecoder().decode(stored[0]?.data)).toBe("event 0");
+  });
+
+  it("survives a relay stopped mid-way and a crash after publish: every event exactly once, none lost", async () => {
+    const ids = await stage(60);
+    // A relay that crashed after publishing the first 7 rows but before marking them.
+    const { rows } = await pool.query<{ id: string; subject: string; payload: Buffer }>(
+      "SELECT id, subject, payload FROM outbox ORDER BY seq LIMIT 7",
+    );
+    for (const r of rows) await publish(js, r.subject, r.payload, { msgId: r.id });
+
+    let firstPublished = 0;
+    let stopping: Promise<void> | undefined;
+    const firstRelay = relay({
+      batchSize: 5,
+      onBatch: ({ published }) => {
+        firstPublished += published;
+        stopping ??= firstRelay.stop();
+      },
+    });
+    firstRelay.start();
+    await eventually("first batch", () => stopping !== undefined);
+    await stopping;
+    expect(firstPublished).toBe(5);
+    expect((await firstRelay.lag()).pending).toBe(55);
+
+    let duplicates = 0;
+    let published = 0;
+    const second = relay({
+      batchSize: 5,
+      onBatch: (s) => {
+        published += s.published;
+        duplicates += s.duplicates;
+      },
+    });
+    second.start();
+    await eventually("outbox drained", async () => (await second.lag()).pending === 0);
+    expect(published).toBe(55);
+    expect(duplicates).toBe(2); // rows 6 and 7: published by the "crashed" relay, dropped by JetStream
+    await expectExactlyOnce(ids);
+  });
+
+  it("two relays running at once never publish the same row", async () => {
+    const ids = await stage(150);
+    const counts = [0, 0];
+    let duplicates = 0;
+    const make = (i: 0 | 1) =>
+      relay({
+        batchSize: 7,
+        onBatch: (s) => {
+          counts[i] = (counts[i] ?? 0) + s.published;
+          duplicates += s.duplicates;
+        },
+      });
+    const [a, b] = [make(0), make(1)];
+    a.start();
+    b.start();
+    await eventually("outbox drained", async () => (await a.lag()).pending === 0);
+    expect((counts[0] ?? 0) + (counts[1] ?? 0)).toBe(150);
+    expect(duplicates).toBe(0);
+    await expectExactlyOnce(ids);
+  });
+
+  it("wakes on NOTIFY instead of waiting for the poll interval, and reports lag", async () => {
+    const r = relay({ pollIntervalMs: 60_000 });
+    r.start();
+    await new Promise((resolve) => setTimeout(resolve, 200)); // let it LISTEN and go idle
+    const ids = await stage(3);
+    await eventually("published via NOTIFY", async () => (await r.lag()).pending === 0, 3_000);
+    await expectExactlyOnce(ids);
+    expect(outboxChannel(schema)).toBe(`outbox_${schema}`);
+    expect(outboxChannel("x".repeat(63))).toHaveLength(63);
+  });
+
+  it("reports lag of unpublished rows", async () => {
+    await stage(4);
+    await pool.query(
+      "UPDATE outbox SET created_at = now() - interval '90 seconds' WHERE seq = (SELECT min(seq) FROM outbox)",
+    );
+    const lag = await relay().lag();
+    expect(lag.pending).toBe(4);
+    expect(lag.oldestAgeSeconds).toBeGreaterThanOrEqual(90);
+    expect(lag.oldestAgeSeconds).toBeLessThan(120);
+  });
+
+  it("backs off and retries while NATS cannot take the events, then publishes them", async () => {
+    const late = subjectsFor(lateStreamsPrefix);
+    const ids = await stage(3, late.event("widget", "WidgetMade"));
+    const errors: unknown[] = [];
+    const r = relay({ publishTimeoutMs: 300, onError: (e) => errors.push(e) });
+    r.start();
+    await eventually("a publish failure", () => errors.length >= 2);
+    expect((await r.lag()).pending).toBe(3);
+    await ensureStreams(jsm, lateStreamsPrefix);
+    await eventually("outbox drained", async () => (await r.lag()).pending === 0);
+    await expectExactlyOnce(ids, late.streams.events);
+  });
+
+  it("deletes published rows past retention and keeps them when asked to", async () => {
+    await stage(3);
+    await relay({ retainPublishedMs: "forever" }).flush();
+    await pool.query("UPDATE outbox SET published_at = now() - interval '2 hours'");
+    const keeper = relay({ retainPublishedMs: "forever" });
+    keeper.start();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await keeper.stop();
+    expect((await pool.query("SELECT 1 FROM outbox")).rowCount).toBe(3);
+    await stage(1); // fresh, unpublished: must survive the sweep
+    const sweeper = relay({ retainPublishedMs: 60 * 60 * 1000 });
+    sweeper.start();
+    await eventually("old rows swept", async () => (await pool.query("SELECT 1 FROM outbox")).rowCount === 1);
+  });
+});
