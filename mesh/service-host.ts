@@ -9,8 +9,8 @@ import { type ClientOptions, createClient } from "./grpc/client.js";
 import { GrpcServer } from "./grpc/server.js";
 import type { ServiceClient } from "./grpc/types.js";
 import { type Component, Lifecycle } from "./lifecycle.js";
-import { type Logger, createLogger } from "./logging.js";
-import { type Metrics, createMetrics } from "./metrics.js";
+import { createLogger, type Logger } from "./logging.js";
+import { createMetrics, type Metrics } from "./metrics.js";
 import { startMetricsServer } from "./metrics-server.js";
 import { connectNats } from "./nats/connection.js";
 import { ensureStreams } from "./nats/streams.js";
@@ -18,7 +18,7 @@ import { type Subjects, subjectsFor } from "./nats/subjects.js";
 import { OutboxRelay } from "./outbox/relay.js";
 import { type Migration, migrate } from "./postgres/migrations.js";
 import { createPool } from "./postgres/pool.js";
-import { createRedis } from "./redis.js";
+import { closeRedis, createRedis } from "./redis.js";
 import { initTracing } from "./tracing.js";
 
 /** Settings every service host reads, on top of the service's own. */
@@ -68,7 +68,11 @@ export interface Host<S extends ConfigSpec> {
   /** Adds a long-lived component (consumer, scheduler loop…) stopped before connections close. */
   addComponent(name: string, component: Component): void;
   /** A typed client to another service, with this host's metrics and mesh secret. */
-  client<D extends DescService>(service: D, address: string | string[], opts?: Partial<ClientOptions>): ServiceClient<D>;
+  client<D extends DescService>(
+    service: D,
+    address: string | string[],
+    opts?: Partial<ClientOptions>,
+  ): ServiceClient<D>;
 }
 
 /** A started service. */
@@ -95,7 +99,11 @@ export async function startService<S extends ConfigSpec>(
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): Promise<RunningService<S>> {
   const config = loadConfig({ ...hostConfigSpec, ...(def.config ?? {}) } as typeof hostConfigSpec & S, env);
-  const logger = createLogger({ service: def.name, level: config.LOG_LEVEL, version: config.SERVICE_VERSION });
+  const logger = createLogger({
+    service: def.name,
+    level: config.LOG_LEVEL,
+    version: config.SERVICE_VERSION,
+  });
   initTracing({ service: def.name });
   const metrics = createMetrics({ service: def.name });
   const schema = config.DB_SCHEMA || def.name.replaceAll("-", "_");
@@ -115,7 +123,11 @@ export async function startService<S extends ConfigSpec>(
     lifecycle,
     schema,
     addComponent: (name: string, component: Component) => lifecycle.add(name, component),
-    client: <D extends DescService>(service: D, address: string | string[], opts: Partial<ClientOptions> = {}) => {
+    client: <D extends DescService>(
+      service: D,
+      address: string | string[],
+      opts: Partial<ClientOptions> = {},
+    ) => {
       const c = createClient(service, {
         address,
         principalSecret: config.MESH_SECRET,
@@ -126,7 +138,7 @@ export async function startService<S extends ConfigSpec>(
       clients.push(c);
       return c;
     },
-  } as unknown as Host<S> & Record<string, unknown>;
+  } as unknown as { -readonly [K in keyof Host<S>]: Host<S>[K] };
 
   // Connections, stopped last (added first).
   if (def.migrations) {
@@ -148,7 +160,12 @@ export async function startService<S extends ConfigSpec>(
   }
   if (def.nats) {
     const nc = await connectNats({ servers: config.NATS_URL, name: def.name });
-    const nats = { nc, js: jetstream(nc), jsm: await jetstreamManager(nc), subjects: subjectsFor(config.NATS_SUBJECT_PREFIX) };
+    const nats = {
+      nc,
+      js: jetstream(nc),
+      jsm: await jetstreamManager(nc),
+      subjects: subjectsFor(config.NATS_SUBJECT_PREFIX),
+    };
     host.nats = nats;
     lifecycle.add("nats", {
       start: () => ensureStreams(nats.jsm, config.NATS_SUBJECT_PREFIX),
@@ -158,9 +175,13 @@ export async function startService<S extends ConfigSpec>(
   if (def.redis) {
     const redis = createRedis(config.REDIS_URL, { name: def.name });
     host.redis = redis;
-    lifecycle.add("redis", { stop: async () => void (await redis.quit().catch(() => redis.disconnect())) });
+    lifecycle.add("redis", { stop: () => closeRedis(redis) });
   }
-  lifecycle.add("clients", { stop: async () => clients.forEach((c) => c.close()) });
+  lifecycle.add("clients", {
+    stop: async () => {
+      for (const c of clients) c.close();
+    },
+  });
   if (def.migrations && def.nats) {
     const relay = new OutboxRelay({
       pool: host.pool,
@@ -169,7 +190,7 @@ export async function startService<S extends ConfigSpec>(
       onError: (err: unknown) => logger.warn({ err }, "outbox relay error; retrying"),
     });
     lifecycle.add("outbox-relay", {
-      start: () => relay.start(),
+      start: async () => relay.start(),
       stop: () => relay.stop(),
     });
     const lag = setInterval(() => {
@@ -219,7 +240,9 @@ export async function runMain<S extends ConfigSpec>(def: ServiceDefinition<S>): 
     const { config, logger, lifecycle } = running.host;
     lifecycle.handleSignals({ graceMs: config.GRACE_MS, forceMs: config.FORCE_MS, logger });
   } catch (err) {
-    process.stderr.write(`${def.name}: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(
+      `${def.name}: failed to start: ${err instanceof Error ? err.message : String(err)}\n`,
+    );
     process.exit(1);
   }
 }
