@@ -37,7 +37,10 @@ export interface DurableConsumerOptions {
   ackWaitMs?: number;
   /** Retry delay after the n-th failure: min(initialMs * 2^(n-1), maxMs) (default 1 s .. 60 s). */
   retryBackoff?: { initialMs: number; maxMs: number };
-  /** Messages handled at once (default 1, i.e. one at a time in delivery order). */
+  /**
+   * Messages handled at once (default 1: one at a time, in delivery order). A failed message is
+   * retried after its backoff while later ones proceed, so order holds only while handlers succeed.
+   */
   concurrency?: number;
   /** Messages pulled ahead of the handler (default 4 x concurrency). */
   prefetch?: number;

@@ -49,7 +49,7 @@ export interface Subjects {
  */
 export function subjectsFor(prefix: string): Subjects {
   const p = token("prefix", prefix);
-  const upper = p.toUpperCase().replaceAll("-", "_");
+  const upper = p.toUpperCase();
   return {
     prefix: p,
     event: (aggregateType, eventName) =>
