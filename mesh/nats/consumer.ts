@@ -143,8 +143,9 @@ export class DurableConsumer {
 
   /**
    * Stops pulling, hands back buffered messages (NAK, redelivered to another replica after
-   * {@link HAND_BACK_DELAY_MS} instead of after `ackWaitMs`), waits up to `stopTimeoutMs` for in-flight handlers, then returns. A handler still running
-   * after that may ack late; if it never does, the server redelivers after `ackWaitMs`.
+   * {@link HAND_BACK_DELAY_MS} instead of after `ackWaitMs`), waits up to `stopTimeoutMs` for
+   * in-flight handlers, then returns. A handler still running after that may ack late; if it
+   * never does, the server redelivers its message after `ackWaitMs`.
    */
   async stop(): Promise<void> {
     if (this.#state === "STOPPED") return;
@@ -210,10 +211,13 @@ export class DurableConsumer {
             m.nak(HAND_BACK_DELAY_MS);
             continue;
           }
-          const work = this.#process(m).finally(() => {
-            this.#inFlight.delete(work);
-            this.#slotFreed?.();
-          });
+          // Ack/nak can throw once the connection is closed; report it, never reject into the void.
+          const work = this.#process(m)
+            .catch((err: unknown) => this.#onError(err))
+            .finally(() => {
+              this.#inFlight.delete(work);
+              this.#slotFreed?.();
+            });
           this.#inFlight.add(work);
         }
       } catch (err) {
