@@ -48,6 +48,30 @@ describe("parseRecipe refuses hostile input cheaply", () => {
     expect(messages(parseRecipe(lines.join("\n")))).toEqual(["nesting is deeper than 32 levels"]);
   });
 
+  it.each([
+    ["flow list", `steps: [${"x,".repeat(120_000)}]`],
+    ["block list", `steps:\n${"- x\n".repeat(60_000)}`],
+    ["map of duplicate keys", `{${"a: 1,".repeat(50_000)}}`],
+    ["list of aliases", `steps: [${"*a,".repeat(80_000)}]`],
+  ])("refuses a huge %s while parsing", (_kind, text) => {
+    expect(messages(parseRecipe(text))).toEqual(["a list or map has more than 512 entries"]);
+  });
+
+  it("keeps the answer small when tens of thousands of entries are wrong", () => {
+    const duplicates = `steps: [${`{${"a: 1,".repeat(500)}},`.repeat(40)}]`;
+    const result = parseRecipe(duplicates);
+    expect(messages(result)).toHaveLength(101);
+    expect(messages(result)[0]).toBe("duplicate key; each key may appear only once");
+    const aliases = `steps: [${`[${"*a,".repeat(500)}],`.repeat(60)}]`;
+    expect(messages(parseRecipe(aliases))).toHaveLength(101);
+  });
+
+  it("restores stack traces after composing", () => {
+    const before = Error.stackTraceLimit;
+    parseRecipe("steps: [{a: 1, a: 2}]");
+    expect(Error.stackTraceLimit).toBe(before);
+  });
+
   it("refuses tags, including custom and unresolvable ones", () => {
     for (const tag of [
       "!!js/function",

@@ -8,6 +8,11 @@ export interface RecipeLimits {
   readonly maxBytes: number;
   /** Deepest accepted nesting of collections; the YAML composer recurses per level. */
   readonly maxDepth: number;
+  /**
+   * Most entries in any one list or map, enforced while parsing. Besides bounding work, it
+   * keeps the YAML library's duplicate-key check (quadratic in a map's size) cheap.
+   */
+  readonly maxEntries: number;
   readonly maxTools: number;
   readonly maxSteps: number;
   /** Largest accepted single string (key or value), in UTF-8 bytes. */
@@ -21,6 +26,7 @@ export interface RecipeLimits {
 export const DEFAULT_RECIPE_LIMITS: RecipeLimits = Object.freeze({
   maxBytes: 256 * 1024,
   maxDepth: 32,
+  maxEntries: 512,
   maxTools: 64,
   maxSteps: 256,
   maxStringBytes: 16 * 1024,

@@ -31,6 +31,11 @@ export class ProblemCollector {
     this.#problems.push(this.#at(path, offset, message));
   }
 
+  /** True once the cap is reached: callers stop doing work whose only output is problems. */
+  get full(): boolean {
+    return this.#truncated;
+  }
+
   get count(): number {
     return this.#problems.length;
   }
