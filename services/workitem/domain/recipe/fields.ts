@@ -23,7 +23,7 @@ export function offsetOf(node: unknown, fallback: number): number {
 }
 
 /** How a wrong value is described back to the author. */
-export function describe(node: unknown): string {
+export function describeValue(node: unknown): string {
   if (isMap(node)) return "a map";
   if (isSeq(node)) return "a list";
   if (isScalar(node)) {
@@ -49,14 +49,14 @@ export function readStrictMap(
 ): Map<string, Entry> | undefined {
   if (isAlias(node)) return undefined;
   if (!isMap(node)) {
-    ctx.problems.add(path, offsetOf(node, fallbackOffset), `must be a map, got ${describe(node)}`);
+    ctx.problems.add(path, offsetOf(node, fallbackOffset), `must be a map, got ${describeValue(node)}`);
     return undefined;
   }
   const entries = new Map<string, Entry>();
   for (const pair of node.items) {
     const keyOffset = offsetOf(pair.key, offsetOf(node, fallbackOffset));
     if (!isScalar(pair.key) || typeof pair.key.value !== "string") {
-      ctx.problems.add(path, keyOffset, `keys must be strings, got ${describe(pair.key)}`);
+      ctx.problems.add(path, keyOffset, `keys must be strings, got ${describeValue(pair.key)}`);
       continue;
     }
     const key = pair.key.value;
@@ -95,7 +95,7 @@ export function readString(
   const offset = offsetOf(node, fallbackOffset);
   if (!isScalar(node) || typeof node.value !== "string") {
     const hint = isScalar(node) && node.value !== null ? `; ${rules.quoteHint ?? "quote it"}` : "";
-    ctx.problems.add(path, offset, `must be a string, got ${describe(node)}${hint}`);
+    ctx.problems.add(path, offset, `must be a string, got ${describeValue(node)}${hint}`);
     return undefined;
   }
   const value = checkedString(ctx, node, path, rules.nonEmpty === true);
@@ -146,7 +146,7 @@ export function readBoolean(
 ): boolean | undefined {
   if (isAlias(node)) return undefined;
   if (isScalar(node) && typeof node.value === "boolean") return node.value;
-  ctx.problems.add(path, offsetOf(node, fallbackOffset), `must be true or false, got ${describe(node)}`);
+  ctx.problems.add(path, offsetOf(node, fallbackOffset), `must be true or false, got ${describeValue(node)}`);
   return undefined;
 }
 
@@ -167,7 +167,7 @@ export function readEnv(
     ctx.problems.add(
       path,
       offsetOf(node, fallbackOffset),
-      `must be a map of names to strings, got ${describe(node)}`,
+      `must be a map of names to strings, got ${describeValue(node)}`,
     );
     return undefined;
   }
@@ -176,7 +176,7 @@ export function readEnv(
   for (const pair of node.items) {
     const keyOffset = offsetOf(pair.key, offsetOf(node, fallbackOffset));
     if (!isScalar(pair.key) || typeof pair.key.value !== "string" || !ENV_NAME.test(pair.key.value)) {
-      const shown = isScalar(pair.key) ? quote(String(pair.key.value)) : describe(pair.key);
+      const shown = isScalar(pair.key) ? quote(String(pair.key.value)) : describeValue(pair.key);
       ctx.problems.add(path, keyOffset, `environment variable name ${shown} must match ${ENV_NAME.source}`);
       valid = false;
       continue;
@@ -191,8 +191,8 @@ export function readEnv(
     if (isAlias(pair.value)) continue;
     if (!isScalar(pair.value) || typeof pair.value.value !== "string") {
       const msg = isScalar(pair.value)
-        ? `env values must be strings; quote them (got ${describe(pair.value)})`
-        : `env values must be strings, got ${describe(pair.value)}`;
+        ? `env values must be strings; quote them (got ${describeValue(pair.value)})`
+        : `env values must be strings, got ${describeValue(pair.value)}`;
       ctx.problems.add(namePath, offsetOf(pair.value, keyOffset), msg);
       valid = false;
       continue;

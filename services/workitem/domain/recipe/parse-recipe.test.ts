@@ -147,6 +147,13 @@ steps:
     expect(problems[0]?.message).toContain('"1X"');
   });
 
+  it("counts lines and columns correctly with a byte-order mark and CRLF line ends", () => {
+    const text = "\uFEFFsteps:\r\n  - make\r\n  - run: x\r\n    timeout: 0\r\n";
+    expect(problemsOf(parseRecipe(text))).toEqual([
+      { path: "steps[1].timeout", line: 4, column: 14, message: "must be longer than zero" },
+    ]);
+  });
+
   it("refuses unknown keys at the top level too", () => {
     expect(problemsOf(parseRecipe("steps: [x]\nstep: [y]\n"))).toEqual([
       { path: "step", line: 2, column: 1, message: 'unknown key "step"; expected one of: tools, steps' },

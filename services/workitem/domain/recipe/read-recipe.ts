@@ -1,5 +1,5 @@
 import { isAlias, isMap, isSeq } from "yaml";
-import { describe, offsetOf, type ReadContext, readStrictMap } from "./fields.js";
+import { describeValue, offsetOf, type ReadContext, readStrictMap } from "./fields.js";
 import { childIndex, childKey } from "./path.js";
 import { quote } from "./problems.js";
 import { readStep } from "./step.js";
@@ -19,7 +19,7 @@ export function readRecipe(ctx: ReadContext, root: unknown): ParsedRecipe | unde
     ctx.problems.add(
       "",
       offsetOf(root, 0),
-      `a recipe must be a map with tools and steps, got ${describe(root)}`,
+      `a recipe must be a map with tools and steps, got ${describeValue(root)}`,
     );
     return undefined;
   }
@@ -67,7 +67,7 @@ function readList<T>(
   if (isAlias(node)) return undefined;
   const at = offsetOf(node, keyOffset);
   if (!isSeq(node)) {
-    ctx.problems.add(path, at, `must be a list, got ${describe(node)}`);
+    ctx.problems.add(path, at, `must be a list, got ${describeValue(node)}`);
     return undefined;
   }
   if (node.items.length > max) {

@@ -1,7 +1,7 @@
 import { isAlias, isMap, isScalar } from "yaml";
 import { parseTimeout } from "./duration.js";
 import {
-  describe,
+  describeValue,
   offsetOf,
   type ReadContext,
   readEnv,
@@ -55,7 +55,7 @@ export function readStep(
     ctx.problems.add(
       path,
       at,
-      `a step is a shell command string or a map with "run", got ${describe(node)}${hint}`,
+      `a step is a shell command string or a map with "run", got ${describeValue(node)}${hint}`,
     );
     return undefined;
   }
