@@ -129,7 +129,12 @@ describe("ListProjects", () => {
     );
     expect(badFields(changed)).toEqual(["page_token"]);
     const bad = await failure(
-      h.as.owner.listProjects({ pageSize: -1, pageToken: "garbage", namePrefix: "UP", state: 9 }),
+      h.as.owner.listProjects({
+        pageSize: -1,
+        pageToken: "garbage",
+        namePrefix: "UP",
+        state: 9 as ProjectState,
+      }),
       Code.INVALID_ARGUMENT,
     );
     expect(badFields(bad)).toEqual(["page_size", "state", "name_prefix", "page_token"]);
