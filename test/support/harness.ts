@@ -56,7 +56,10 @@ export async function startTestService<S extends ConfigSpec>(
 ): Promise<TestService<S>> {
   const prefix = opts.prefix ?? uniqueName("t");
   const schema = opts.schema ?? uniqueName(def.name.replaceAll("-", "_"));
-  const running = await startService(def, testEnv({ DB_SCHEMA: schema, NATS_SUBJECT_PREFIX: prefix, ...opts.env }));
+  const running = await startService(
+    def,
+    testEnv({ DB_SCHEMA: schema, NATS_SUBJECT_PREFIX: prefix, ...opts.env }),
+  );
   const clients: { close(): void }[] = [];
   return {
     running,
