@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BuildBlocker, RequirementsState } from "../../gen/codex/project/v1/requirements_pb.js";
 import { Code } from "../../mesh/errors.js";
+import { createPool } from "../../mesh/postgres/pool.js";
 import { badFields, failure, type Harness, projectWithTeam, startHarness } from "./test-support.js";
 
 let h: Harness;
@@ -45,6 +46,23 @@ describe("vision", () => {
     });
     expect(next.visions.map((v) => v.version)).toEqual([1n]);
     expect(next.nextPageToken).toBe("");
+  });
+
+  it("replays a request_id for 24 hours, then treats it as new", async () => {
+    const p = await projectWithTeam(h, "vision-replay");
+    const req = { projectId: p.id, vision: { problem: "once" }, requestId: randomUUID() };
+    const first = await h.as.maintainer.submitVision(req);
+    const replay = await h.as.maintainer.submitVision(req);
+    expect(replay.vision?.version).toBe(first.vision?.version);
+    // Another principal's identical request_id is its own key, not a replay.
+    expect((await h.as.owner.submitVision(req)).vision?.version).toBe(2n);
+    const pool = createPool({ url: "postgres://root@127.0.0.1:5432/test", schema: h.schema });
+    try {
+      await pool.query("UPDATE idempotency_keys SET create_time = create_time - interval '25 hours'");
+    } finally {
+      await pool.end();
+    }
+    expect((await h.as.maintainer.submitVision(req)).vision?.version).toBe(3n);
   });
 
   it("refuses a stale base_version (ABORTED), viewers, and bad content", async () => {

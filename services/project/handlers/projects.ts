@@ -44,12 +44,9 @@ export function projectHandlers(
   return {
     async createProject(req, ctx) {
       const principal = callerOf(ctx);
-      const decision = authorize("CreateProject", principal, undefined);
-      if (!decision.allow) {
-        throw permissionDenied(
-          `CreateProject requires ${"required" in decision ? decision.required : "a user"}`,
-          "USER_REQUIRED",
-        );
+      if (!authorize("CreateProject", principal, undefined).allow) {
+        // API keys are project-scoped and agents and services own nothing (project_service.proto).
+        throw permissionDenied("CreateProject requires an authenticated user", "USER_REQUIRED");
       }
       const v = new Violations();
       const p = req.project;

@@ -17,6 +17,10 @@ export interface ProjectRow {
 
 const COLUMNS = `id, name, display_name, description, labels, state, created_by, create_time,
   update_time, archive_time, version`;
+/** The same columns qualified with the `p` alias used by listProjects. */
+const P_COLUMNS = COLUMNS.split(",")
+  .map((c) => `p.${c.trim()}`)
+  .join(", ");
 
 type Raw = {
   id: string;
@@ -139,7 +143,7 @@ export async function listProjects(db: Db, q: ProjectQuery): Promise<ProjectRow[
   // Names are [a-z0-9-] only (validated), so the prefix holds no LIKE wildcards.
   if (q.namePrefix !== "") where.push(`p.name LIKE ${arg(`${q.namePrefix}%`)}`);
   if (q.afterName !== undefined) where.push(`p.name > ${arg(q.afterName)}`);
-  const sql = `SELECT ${COLUMNS.replaceAll(/(\w+)/g, "p.$1")} FROM projects p
+  const sql = `SELECT ${P_COLUMNS} FROM projects p
     ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
     ORDER BY p.name LIMIT ${arg(q.limit)}`;
   const { rows } = await db.query<Raw>(sql, args);
