@@ -10,6 +10,7 @@ import { anyPack, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type pg from "pg";
 import { ActorType, type EventEnvelope, EventEnvelopeSchema } from "../../gen/codex/events/v1/envelope_pb.js";
+import type { Principal } from "../../mesh/context.js";
 import { encodeEnvelope } from "../../mesh/events/envelope.js";
 import { publish } from "../../mesh/nats/publisher.js";
 import type { Subjects } from "../../mesh/nats/subjects.js";
@@ -121,14 +122,19 @@ export async function waitForEvents(
 }
 
 /** Principals the tests call as. */
+const user = (id: string, projectId: string, role: string): Principal => ({
+  type: "user",
+  id,
+  projectRoles: { [projectId]: role },
+});
 export const principals = {
-  admin: { type: "service", id: "ops-console" },
-  owner: (projectId: string) => ({ type: "user", id: "olivia", projectRoles: { [projectId]: "OWNER" } }),
-  maintainer: (projectId: string) => ({
-    type: "user",
-    id: "mia",
-    projectRoles: { [projectId]: "MAINTAINER" },
+  admin: { type: "service", id: "ops-console" } satisfies Principal,
+  owner: (projectId: string) => user("olivia", projectId, "OWNER"),
+  maintainer: (projectId: string) => user("mia", projectId, "MAINTAINER"),
+  viewer: (projectId: string) => user("victor", projectId, "VIEWER"),
+  apiKey: (projectId: string): Principal => ({
+    type: "api_key",
+    id: "key-1",
+    projectRoles: { [projectId]: "OWNER" },
   }),
-  viewer: (projectId: string) => ({ type: "user", id: "victor", projectRoles: { [projectId]: "VIEWER" } }),
-  apiKey: (projectId: string) => ({ type: "api_key", id: "key-1", projectRoles: { [projectId]: "OWNER" } }),
-} as const;
+};
