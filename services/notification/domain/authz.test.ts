@@ -11,6 +11,8 @@ describe("authorization", () => {
     expect(allowed(user({ p1: "viewer" }), "p1", "maintain")).toBe(false);
     expect(allowed(user({ p1: "maintainer" }), "p1", "maintain")).toBe(true);
     expect(allowed(user({ p1: "ROLE_OWNER" }), "p1", "maintain")).toBe(true);
+    expect(allowed(user({ p1: "MEMBER_ROLE_MAINTAINER" }), "p1", "maintain")).toBe(true);
+    expect(allowed(user({ p1: "superuser" }), "p1", "read")).toBe(false);
     expect(allowed(user({ p1: "OWNER" }), "p2", "read")).toBe(false);
   });
   it("reserves all-project subscriptions to platform admins", () => {

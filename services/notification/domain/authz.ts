@@ -7,16 +7,19 @@ import type { Principal } from "../../../mesh/context.js";
  * - `maintain` (create, update, delete, test, redeliver): MAINTAINER or OWNER there;
  * - subscriptions without a project: platform admins only, for everything.
  * Platform admins are SERVICE principals and principals whose `projectRoles["*"]` is "admin"
- * (the contract names platform admins but not how they are identified). Role names are
- * compared case-insensitively, with or without a "ROLE_" prefix.
+ * (the gateway's convention, services/gateway/auth/roles.ts). Role names are compared
+ * case-insensitively, with or without a "MEMBER_ROLE_" / "ROLE_" prefix; unknown names grant
+ * nothing.
  */
 export type Access = "read" | "maintain";
 
 const MAINTAIN_ROLES = new Set(["MAINTAINER", "OWNER"]);
+const KNOWN_ROLES = new Set(["OWNER", "MAINTAINER", "VIEWER", "AGENT", "ADMIN"]);
 
 function normalise(role: string | undefined): string | undefined {
   if (role === undefined || role === "") return undefined;
-  return role.toUpperCase().replace(/^ROLE_/, "");
+  const name = role.toUpperCase().replace(/^(MEMBER_ROLE_|ROLE_)/, "");
+  return KNOWN_ROLES.has(name) ? name : undefined;
 }
 
 /** The principal's role in a project, normalised ("OWNER", "MAINTAINER", "VIEWER", ...). */

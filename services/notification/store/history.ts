@@ -123,10 +123,7 @@ export async function listAttempts(db: Db, f: AttemptFilter): Promise<AttemptRow
 /** Records the single attempt of a TestSubscription call (never retried or dead-lettered). */
 export async function insertTestAttempt(
   db: Db,
-  a: Omit<
-    AttemptRow,
-    "seq" | "id" | "delivery_key" | "attempt" | "next_attempt_time" | "attempt_time" | "test"
-  >,
+  a: Omit<AttemptRow, "seq" | "id" | "attempt" | "next_attempt_time" | "attempt_time" | "test">,
 ): Promise<AttemptRow> {
   const { rows } = await db.query<AttemptRow>(
     `INSERT INTO delivery_attempts (id, delivery_key, subscription_id, event_id, event_type, project_id, attempt,
