@@ -61,6 +61,11 @@ describe("quota settings", () => {
       quota: { runsPerDay: 5, maxConcurrentRuns: 1 },
     });
     expect(admin.quota?.updatedBy).toBe("workitem");
+    // A human platform admin, as the gateway marks one, needs no membership.
+    const root = h.clientFor({ type: "user", id: "root", projectRoles: { "*": "admin" } });
+    expect((await root.setQuota({ projectId: p.id, quota: { runsPerDay: 6 } })).quota?.updatedBy).toBe(
+      "root",
+    );
     const err = await failure(
       h.as.owner.setQuota({
         projectId: p.id,

@@ -1,6 +1,14 @@
 import { describe, expect, it } from "vitest";
 import type { Principal } from "../../../mesh/context.js";
-import { authorize, parseRoleName, type Role, RPC_ACCESS, type Rpc, roleAllowedFor } from "./authz.js";
+import {
+  authorize,
+  isPlatformAdmin,
+  parseRoleName,
+  type Role,
+  RPC_ACCESS,
+  type Rpc,
+  roleAllowedFor,
+} from "./authz.js";
 
 const user: Principal = { type: "user", id: "u1" };
 const service: Principal = { type: "service", id: "workitem" };
@@ -55,6 +63,16 @@ describe("authorize", () => {
     expect(allowed("ReserveRunSlot", undefined, service)).toBe(true);
     expect(authorize("ReserveRunSlot", user, "OWNER")).toMatchObject({ allow: false, outcome: "denied" });
     expect(allowed("GetMemberRole", "OWNER", apiKey)).toBe(false);
+  });
+
+  it("recognizes human platform admins by the gateway's marker, never API keys", () => {
+    const admin: Principal = { type: "user", id: "root", projectRoles: { "*": "admin" } };
+    expect(isPlatformAdmin(admin)).toBe(true);
+    expect(allowed("SetQuota", undefined, admin)).toBe(true);
+    expect(allowed("GetProject", undefined, admin)).toBe(true);
+    expect(allowed("ReserveRunSlot", undefined, admin)).toBe(false);
+    expect(isPlatformAdmin({ type: "api_key", id: "k", projectRoles: { "*": "admin" } })).toBe(false);
+    expect(isPlatformAdmin({ type: "user", id: "u", projectRoles: { "*": "owner" } })).toBe(false);
   });
 
   it("lets only users create projects", () => {

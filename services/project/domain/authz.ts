@@ -4,8 +4,8 @@
  * project authorization.
  *
  * Roles come from membership rows for USER and AGENT principals, from the gateway-signed
- * `projectRoles` claim for API keys (keys are not members), and SERVICE principals are
- * platform admins: mesh workloads and admin tooling act on any project.
+ * `projectRoles` claim for API keys (keys are not members). Platform admins (SERVICE
+ * principals, and users the gateway marks as admins) act on any project.
  */
 import type { Principal } from "../../../mesh/context.js";
 
@@ -22,7 +22,7 @@ export type Role = "OWNER" | "MAINTAINER" | "VIEWER" | "AGENT";
  * - `own_or_self`: OWNER, or the member acting on its own membership (leaving a project);
  * - `own_or_admin`: OWNER, or a platform admin (quotas);
  * - `internal`: SERVICE principals only (RPCs without an HTTP mapping).
- * Platform admins (SERVICE principals) pass every project-scoped level.
+ * Platform admins (see {@link isPlatformAdmin}) pass every project-scoped level.
  */
 export type Access =
   | "creator"
@@ -75,9 +75,17 @@ export type Decision =
 
 const HUMAN_RANK: Record<Exclude<Role, "AGENT">, number> = { VIEWER: 1, MAINTAINER: 2, OWNER: 3 };
 
-/** Whether a principal is a platform admin (sees and administers every project). */
+/** Key and value of `projectRoles` by which the gateway marks a human platform admin. */
+export const ADMIN_MARKER = { key: "*", value: "admin" } as const;
+
+/**
+ * Whether a principal is a platform admin (sees and administers every project): a mesh
+ * service, or a USER the gateway marked with `projectRoles["*"] = "admin"` (the gateway's
+ * convention, services/gateway/auth/roles.ts). API keys and agents never are.
+ */
 export function isPlatformAdmin(p: Principal): boolean {
-  return p.type === "service";
+  if (p.type === "service") return true;
+  return p.type === "user" && p.projectRoles?.[ADMIN_MARKER.key] === ADMIN_MARKER.value;
 }
 
 function atLeast(role: Role, min: Exclude<Role, "AGENT">): boolean {
