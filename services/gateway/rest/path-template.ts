@@ -1,0 +1,139 @@
+/**
+ * `google.api.http` path templates, as grpc-gateway reads them:
+ *
+ *   Template = "/" Segments [ Verb ] ;   Segments = Segment { "/" Segment } ;
+ *   Segment  = "*" | "**" | LITERAL | Variable ;   Variable = "{" FieldPath [ "=" Segments ] "}" ;
+ *   Verb     = ":" LITERAL ;
+ *
+ * `{project_id}` is `{project_id=*}` (one segment); `{name=projects/*}` binds several segments;
+ * `**` matches the rest of the path. Matching is on percent-decoded segments.
+ */
+
+type Segment = { kind: "literal"; value: string } | { kind: "one" } | { kind: "rest" };
+
+/** A variable binds the segments [start, end) (end undefined: to the end of the path). */
+interface Variable {
+  readonly fieldPath: string;
+  readonly start: number;
+  readonly end: number | undefined;
+}
+
+/** A parsed template, ready to match paths. */
+export interface PathTemplate {
+  readonly source: string;
+  readonly segments: readonly Segment[];
+  readonly variables: readonly Variable[];
+  readonly verb: string | undefined;
+}
+
+const FIELD_PATH = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$/;
+
+/** Parses a template; throws on syntax the grammar does not allow (a bug in a proto annotation). */
+export function parseTemplate(source: string): PathTemplate {
+  if (!source.startsWith("/")) throw new Error(`path template must start with "/": ${source}`);
+  let body = source.slice(1);
+  let verb: string | undefined;
+  const colon = verbColon(body);
+  if (colon >= 0) {
+    verb = body.slice(colon + 1);
+    body = body.slice(0, colon);
+  }
+  const segments: Segment[] = [];
+  const variables: Variable[] = [];
+  for (const part of splitTopLevel(body)) {
+    if (part.startsWith("{")) {
+      if (!part.endsWith("}")) throw new Error(`unclosed variable in ${source}`);
+      const inner = part.slice(1, -1);
+      const eq = inner.indexOf("=");
+      const fieldPath = eq < 0 ? inner : inner.slice(0, eq);
+      if (!FIELD_PATH.test(fieldPath)) throw new Error(`bad field path "${fieldPath}" in ${source}`);
+      const start = segments.length;
+      const pattern = eq < 0 ? ["*"] : inner.slice(eq + 1).split("/");
+      for (const p of pattern) segments.push(segmentOf(p, source));
+      const deep = segments.at(-1)?.kind === "rest";
+      variables.push({ fieldPath, start, end: deep ? undefined : segments.length });
+    } else {
+      segments.push(segmentOf(part, source));
+    }
+  }
+  if (segments.slice(0, -1).some((s) => s.kind === "rest")) throw new Error(`"**" must be last in ${source}`);
+  return { source, segments, variables, verb };
+}
+
+/**
+ * Matches a request path (no query string). Returns the bound variables by field path, or
+ * undefined when the path does not match.
+ */
+export function matchTemplate(t: PathTemplate, path: string): Record<string, string> | undefined {
+  if (!path.startsWith("/")) return undefined;
+  let rest = path.slice(1);
+  if (t.verb !== undefined) {
+    const suffix = `:${t.verb}`;
+    if (!rest.endsWith(suffix)) return undefined;
+    rest = rest.slice(0, -suffix.length);
+  }
+  let parts: string[];
+  try {
+    parts = rest.split("/").map(decodeURIComponent);
+  } catch {
+    return undefined;
+  }
+  const last = t.segments.at(-1);
+  const deep = last?.kind === "rest";
+  if (deep ? parts.length < t.segments.length - 1 : parts.length !== t.segments.length) return undefined;
+  for (let i = 0; i < t.segments.length; i++) {
+    const seg = t.segments[i]!;
+    if (seg.kind === "rest") break;
+    const part = parts[i]!;
+    if (seg.kind === "literal" ? part !== seg.value : part === "") return undefined;
+  }
+  const bound: Record<string, string> = {};
+  for (const v of t.variables) bound[v.fieldPath] = parts.slice(v.start, v.end).join("/");
+  return bound;
+}
+
+/** How specific a template is: more literal segments first, then a verb, then fewer wildcards. */
+export function specificity(t: PathTemplate): number {
+  const literals = t.segments.filter((s) => s.kind === "literal").length;
+  const deep = t.segments.some((s) => s.kind === "rest") ? 1 : 0;
+  return literals * 100 + (t.verb === undefined ? 0 : 10) - deep;
+}
+
+function segmentOf(part: string, source: string): Segment {
+  if (part === "*") return { kind: "one" };
+  if (part === "**") return { kind: "rest" };
+  if (part === "" || /[{}*]/.test(part)) throw new Error(`bad segment "${part}" in ${source}`);
+  return { kind: "literal", value: part };
+}
+
+/** Index of the verb's colon: the last one outside braces and after the last "/". */
+function verbColon(body: string): number {
+  let depth = 0;
+  let found = -1;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i];
+    if (c === "{") depth++;
+    else if (c === "}") depth--;
+    else if (c === "/" && depth === 0) found = -1;
+    else if (c === ":" && depth === 0) found = i;
+  }
+  return found;
+}
+
+/** Splits on "/" outside braces (a variable's own pattern may contain "/"). */
+function splitTopLevel(body: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i];
+    if (c === "{") depth++;
+    else if (c === "}") depth--;
+    else if (c === "/" && depth === 0) {
+      out.push(body.slice(start, i));
+      start = i + 1;
+    }
+  }
+  out.push(body.slice(start));
+  return out;
+}
