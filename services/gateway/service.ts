@@ -1,0 +1,147 @@
+/**
+ * The gateway: one front door for gRPC (GATEWAY_GRPC_PORT) and REST (GATEWAY_HTTP_PORT) to every
+ * public service, both going through one pipeline (request id → authenticate → rate limit →
+ * authorize → forward with the signed principal). host.server (PORT) serves the gateway's own
+ * services (ApiKeyService, IdentityService), which the front doors reach like any other upstream.
+ *
+ * Shutdown: when the host starts draining, both front doors report not ready at once (/readyz 503,
+ * gRPC health NOT_SERVING); the host then stops its own server, the REST and gRPC listeners (each
+ * letting calls finish until the grace deadline), and finally the upstream channels.
+ */
+import type { ServiceDefinition } from "../../mesh/service-host.js";
+import { type GatewayConfigSpec, gatewayConfigSpec, upstreamAddresses } from "./config.js";
+import { GrpcProxy } from "./grpc-proxy/proxy-server.js";
+import { Pipeline } from "./pipeline/pipeline.js";
+import type { GatewaySecurity, GatewaySecurityFactory } from "./pipeline/types.js";
+import { RestBridge } from "./rest/rest-bridge.js";
+import { RestServer } from "./rest/rest-server.js";
+import { RestRouter } from "./rest/router.js";
+import { jsonRegistry } from "./rest/transcode.js";
+import { buildRouteTable, type GATEWAY_SERVICES } from "./routes/route-table.js";
+import { UpstreamPool } from "./routes/upstreams.js";
+import { migrations } from "./store/migrations.js";
+
+/** What the gateway is built from. */
+export interface GatewayOptions {
+  /** Authentication, rate limits and authorization: the parts themselves, or a factory given the host. */
+  readonly security: GatewaySecurity | GatewaySecurityFactory;
+  /** Services behind the gateway (default: every service of the product). */
+  readonly services?: typeof GATEWAY_SERVICES;
+}
+
+/** The front doors' bound ports, known once the service has started. */
+export interface FrontDoors {
+  readonly grpcPort: number;
+  readonly httpPort: number;
+}
+
+export type GatewayDefinition = ServiceDefinition<GatewayConfigSpec> & { readonly frontDoors: FrontDoors };
+
+/** Builds the gateway's service definition; start it once (its `frontDoors` describe that start). */
+export function gatewayService(opts: GatewayOptions): GatewayDefinition {
+  let proxy: GrpcProxy | undefined;
+  let rest: RestServer | undefined;
+  const frontDoors: FrontDoors = {
+    get grpcPort() {
+      if (!proxy) throw new Error("gateway not started");
+      return proxy.port;
+    },
+    get httpPort() {
+      if (!rest) throw new Error("gateway not started");
+      return rest.port;
+    },
+  };
+  return {
+    name: "gateway",
+    config: gatewayConfigSpec,
+    // Postgres (API keys) and Redis (rate limits) belong to the security parts plugged in below.
+    migrations,
+    redis: true,
+    frontDoors,
+    async setup(host) {
+      const { config, logger } = host;
+      if (config.GATEWAY_GRPC_PORT !== 0 && config.GATEWAY_GRPC_PORT === config.PORT) {
+        throw new Error(
+          `PORT and GATEWAY_GRPC_PORT are both ${config.PORT}: PORT serves the gateway's own services ` +
+            "and GATEWAY_GRPC_PORT the gRPC front door; give them different ports",
+        );
+      }
+      const security = typeof opts.security === "function" ? await opts.security(host) : opts.security;
+      await security.setup?.(host);
+      const routes = buildRouteTable(opts.services);
+      const upstreams = new UpstreamPool(
+        upstreamAddresses(config, () => `127.0.0.1:${host.server.port}`),
+        { maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES },
+      );
+      const pipeline = new Pipeline({
+        security,
+        meshSecret: config.MESH_SECRET,
+        principalTtlMs: config.GATEWAY_PRINCIPAL_TTL_MS,
+        observe: (path, code, s) => host.metrics.rpcServer.observe(path, code, s),
+      });
+      const context = { pipeline, upstreams, logger };
+      proxy = new GrpcProxy({
+        routes,
+        context,
+        port: config.GATEWAY_GRPC_PORT,
+        maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES,
+      });
+      const bridge = new RestBridge({
+        router: new RestRouter(routes),
+        pipeline,
+        upstreams,
+        registry: jsonRegistry(routes.services),
+        logger,
+        maxBodyBytes: config.GATEWAY_MAX_BODY_BYTES,
+        unaryTimeoutMs: config.GATEWAY_REST_TIMEOUT_MS,
+      });
+      rest = new RestServer({
+        bridge,
+        port: config.GATEWAY_HTTP_PORT,
+        logger,
+        ready: () => host.lifecycle.state === "RUNNING",
+      });
+      const grpcDoor = proxy;
+      host.lifecycle.onStateChange((state) => {
+        if (state === "DRAINING") grpcDoor.health.setStatus("", "NOT_SERVING");
+      });
+      // Added in dependency order; the host stops components in reverse.
+      host.addComponent("upstreams", { stop: async () => upstreams.close() });
+      host.addComponent("grpc-front-door", grpcDoor);
+      host.addComponent("rest-front-door", rest);
+    },
+  };
+}
+
+// ──────────────────────────────────────────────────────────────────────────────────────────────
+// AUTH PLUG-IN POINT. Production security comes from services/gateway/auth/index.ts, which must
+// export `createGatewaySecurity: GatewaySecurityFactory` (see pipeline/types.ts). Until that
+// module exists the gateway refuses to start: a front door without real authentication must
+// never run. When it lands, replace the dynamic import below with a static
+//   import { createGatewaySecurity } from "./auth/index.js";
+// ──────────────────────────────────────────────────────────────────────────────────────────────
+const AUTH_MODULE = "./auth/index.js";
+
+/** Loads the production security parts, or fails start-up with a message saying what is missing. */
+export const productionSecurity: GatewaySecurityFactory = async (host) => {
+  let mod: { createGatewaySecurity?: unknown };
+  try {
+    mod = (await import(AUTH_MODULE)) as { createGatewaySecurity?: unknown };
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (code === "ERR_MODULE_NOT_FOUND" && String(err).includes("auth")) {
+      throw new Error(
+        "no authenticator configured: services/gateway/auth/index.ts (exporting createGatewaySecurity) " +
+          "does not exist; the gateway refuses to start without real authentication",
+      );
+    }
+    throw err;
+  }
+  if (typeof mod.createGatewaySecurity !== "function") {
+    throw new Error("services/gateway/auth/index.ts must export createGatewaySecurity(host)");
+  }
+  return (mod.createGatewaySecurity as GatewaySecurityFactory)(host);
+};
+
+/** The gateway as deployed: real authentication, API keys and rate limits. */
+export const gatewayDefinition: GatewayDefinition = gatewayService({ security: productionSecurity });

@@ -1,0 +1,62 @@
+/**
+ * TEST ONLY. Starts the gateway (with test security) and upstreams in-process through the same
+ * host code path as production, each on free ports.
+ */
+import { createServer } from "node:net";
+import type { ConfigSpec } from "../../../mesh/config.js";
+import type { ServiceDefinition } from "../../../mesh/service-host.js";
+import { startTestService, type TestService } from "../../../test/support/harness.js";
+import type { GatewayConfigSpec } from "../config.js";
+import type { GatewaySecurity } from "../pipeline/types.js";
+import { gatewayService } from "../service.js";
+
+/**
+ * A port the OS reports free right now. Needed because mesh/config.ts refuses PORT=0 (its port()
+ * has no allowZero), while test/support/harness.ts passes PORT=0.
+ */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** An upstream started for a test on a free port. */
+export async function startUpstream<S extends ConfigSpec>(
+  def: ServiceDefinition<S>,
+  opts: { schema?: string; prefix?: string; env?: Record<string, string> } = {},
+): Promise<TestService<S>> {
+  return startTestService(def, { ...opts, env: { PORT: String(await freePort()), ...opts.env } });
+}
+
+/** A gateway under test and the addresses of its front doors. */
+export interface TestGateway {
+  readonly service: TestService<GatewayConfigSpec>;
+  /** `127.0.0.1:<port>` of the gRPC front door. */
+  readonly grpcAddress: string;
+  /** `http://127.0.0.1:<port>` of the REST front door. */
+  readonly httpUrl: string;
+  cleanup(): Promise<void>;
+}
+
+/** Starts the gateway with the given security parts and upstream address variables. */
+export async function startGateway(
+  security: GatewaySecurity,
+  env: Record<string, string>,
+): Promise<TestGateway> {
+  const def = gatewayService({ security });
+  const service = await startUpstream(def, {
+    env: { GATEWAY_GRPC_PORT: "0", GATEWAY_HTTP_PORT: "0", ...env },
+  });
+  return {
+    service,
+    grpcAddress: `127.0.0.1:${def.frontDoors.grpcPort}`,
+    httpUrl: `http://127.0.0.1:${def.frontDoors.httpPort}`,
+    cleanup: () => service.cleanup(),
+  };
+}
