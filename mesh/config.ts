@@ -239,7 +239,7 @@ export function loadConfig<S extends ConfigSpec>(
  * GRACE_MS bounds graceful draining; FORCE_MS is the hard deadline after which the process exits.
  */
 export const commonConfigSpec = {
-  PORT: port({ default: 50051 }),
+  PORT: port({ default: 50051, allowZero: true }),
   METRICS_PORT: port({ default: 9464, allowZero: true }),
   LOG_LEVEL: oneOf(["debug", "info", "warn", "error"] as const, { default: "info" }),
   GRACE_MS: int({ min: 0, default: 10_000 }),
