@@ -1,0 +1,16 @@
+import type pg from "pg";
+import type { Logger } from "../../../mesh/logging.js";
+import type { Events } from "../events.js";
+import type { BlobStore } from "../store/blob-store.js";
+
+/** What the handlers and use cases share: connections, the outbox, limits and one clock. */
+export interface Deps {
+  pool: pg.Pool;
+  events: Events;
+  logger: Logger;
+  /** The artifact store; available once the service has started. */
+  blobs(): BlobStore;
+  limits: { artifactMaxBytes: number };
+  /** One clock for stored times, expiry checks and events (tests may replace it). */
+  now(): Date;
+}
