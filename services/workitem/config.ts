@@ -1,12 +1,7 @@
-import { type ConfigSpec, durationMs, int, port, str } from "../../mesh/config.js";
+import { type ConfigSpec, durationMs, int, str } from "../../mesh/config.js";
 
 /** Settings of the workitem service, parsed once at start-up (see mesh/config.ts). */
 export const workitemConfigSpec = {
-  /**
-   * gRPC port; 0 binds a free one. Overrides the mesh's PORT, which refuses 0 although the
-   * test harness (test/support/harness.ts) starts services with PORT=0.
-   */
-  PORT: port({ default: 50051, allowZero: true }),
   /**
    * Largest gRPC message. Artifact chunks are at most 1 MiB and recipes at most 256 KiB, so
    * 1 MiB plus room for the envelope keeps any one message (and so any one buffer) small.
