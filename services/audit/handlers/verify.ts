@@ -55,6 +55,7 @@ export async function verifyChain(
   } else if (end - start + 1n > MAX_VERIFY_RANGE) {
     end = start + MAX_VERIFY_RANGE - 1n; // an open range is cut to the limit; last_sequence tells where
   }
+  if (end > head.lastSequence) end = head.lastSequence; // records past the head were never written
 
   const result = await verifyRange(deps, start, end, head);
   await publishVerification(deps, { principal, correlationId: ctx.correlationId }, start, end, result).catch(
