@@ -20,8 +20,8 @@ const binding = (body: string, template = "/x"): HttpBinding => ({
   body,
   responseBody: "",
 });
-const build = (
-  desc: DescMessage,
+const build = <D extends DescMessage>(
+  desc: D,
   b: HttpBinding,
   params: Record<string, string>,
   query: string,

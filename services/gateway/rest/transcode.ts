@@ -13,6 +13,7 @@ import {
   type JsonObject,
   type JsonValue,
   type Message,
+  type MessageShape,
   mergeFromJson,
   type Registry,
   toJson,
@@ -38,14 +39,14 @@ export function jsonRegistry(services: readonly DescService[]): Registry {
 }
 
 /** Builds the request message; throws INVALID_ARGUMENT naming the offending field. */
-export function requestFromHttp(
-  input: DescMessage,
+export function requestFromHttp<D extends DescMessage>(
+  input: D,
   binding: HttpBinding,
   pathParams: Readonly<Record<string, string>>,
   query: URLSearchParams,
   body: JsonValue | undefined,
   registry: Registry,
-): Message {
+): MessageShape<D> {
   const opts = { ignoreUnknownFields: false, registry };
   const msg = create(input);
   const bound = new Set(Object.keys(pathParams).map((p) => p.split(".")[0]!));
