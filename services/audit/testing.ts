@@ -4,7 +4,6 @@
  * the trail to catch up. Not imported by production code.
  */
 import { randomUUID } from "node:crypto";
-import { createServer } from "node:net";
 import { create, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
 import { anyPack, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { JetStreamClient } from "@nats-io/jetstream";
@@ -21,29 +20,11 @@ import { auditService } from "./service.js";
 
 export type AuditTestService = TestService<typeof auditConfigSpec>;
 
-/** A port the OS reports free right now. */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const address = srv.address();
-      srv.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
-}
-
-/**
- * Starts the audit service through the shared harness. Works around a harness/config mismatch:
- * testEnv() sets PORT=0 ("pick a free port") but commonConfigSpec's PORT refuses 0, so a free
- * port is chosen here and passed explicitly.
- */
+/** Starts the audit service through the shared harness (own schema and subject prefix). */
 export async function startAudit(
   opts: { prefix?: string; schema?: string; env?: Record<string, string> } = {},
 ): Promise<AuditTestService> {
-  return startTestService(auditService, { ...opts, env: { PORT: String(await freePort()), ...opts.env } });
+  return startTestService(auditService, opts);
 }
 
 /** Envelope metadata a test controls; everything else gets realistic defaults. */
