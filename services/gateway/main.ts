@@ -1,4 +1,9 @@
 import { runMain } from "../../mesh/service-host.js";
-import { gatewayDefinition } from "./service.js";
+import { productionGateway } from "./service.js";
 
-await runMain(gatewayDefinition);
+try {
+  await runMain(await productionGateway());
+} catch (err) {
+  process.stderr.write(`gateway: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+}

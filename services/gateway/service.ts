@@ -8,6 +8,8 @@
  * gRPC health NOT_SERVING); the host then stops its own server, the REST and gRPC listeners (each
  * letting calls finish until the grace deadline), and finally the upstream channels.
  */
+import type { ConfigSpec } from "../../mesh/config.js";
+import type { Migration } from "../../mesh/postgres/migrations.js";
 import type { ServiceDefinition } from "../../mesh/service-host.js";
 import { type GatewayConfigSpec, gatewayConfigSpec, upstreamAddresses } from "./config.js";
 import { GrpcProxy } from "./grpc-proxy/proxy-server.js";
@@ -19,7 +21,6 @@ import { RestRouter } from "./rest/router.js";
 import { jsonRegistry } from "./rest/transcode.js";
 import { buildRouteTable, type GATEWAY_SERVICES } from "./routes/route-table.js";
 import { UpstreamPool } from "./routes/upstreams.js";
-import { migrations } from "./store/migrations.js";
 
 /** What the gateway is built from. */
 export interface GatewayOptions {
@@ -27,6 +28,12 @@ export interface GatewayOptions {
   readonly security: GatewaySecurity | GatewaySecurityFactory;
   /** Services behind the gateway (default: every service of the product). */
   readonly services?: typeof GATEWAY_SERVICES;
+  /** Settings of the security parts, parsed with the gateway's own at start-up. */
+  readonly config?: ConfigSpec;
+  /** The gateway schema's migrations (API keys…); default none. */
+  readonly migrations?: Migration[];
+  /** Connect to NATS and relay the gateway's outbox (needs migrations with the outbox table). */
+  readonly nats?: boolean;
 }
 
 /** The front doors' bound ports, known once the service has started. */
@@ -53,10 +60,11 @@ export function gatewayService(opts: GatewayOptions): GatewayDefinition {
   };
   return {
     name: "gateway",
-    config: gatewayConfigSpec,
-    // Postgres (API keys) and Redis (rate limits) belong to the security parts plugged in below.
-    migrations,
+    config: { ...gatewayConfigSpec, ...opts.config } as GatewayConfigSpec,
+    // Postgres (API keys) and Redis (rate limits) belong to the security parts plugged in.
+    migrations: opts.migrations ?? [],
     redis: true,
+    ...(opts.nats ? { nats: true } : {}),
     frontDoors,
     async setup(host) {
       const { config, logger } = host;
@@ -114,34 +122,55 @@ export function gatewayService(opts: GatewayOptions): GatewayDefinition {
 }
 
 // ──────────────────────────────────────────────────────────────────────────────────────────────
-// AUTH PLUG-IN POINT. Production security comes from services/gateway/auth/index.ts, which must
-// export `createGatewaySecurity: GatewaySecurityFactory` (see pipeline/types.ts). Until that
-// module exists the gateway refuses to start: a front door without real authentication must
-// never run. When it lands, replace the dynamic import below with a static
-//   import { createGatewaySecurity } from "./auth/index.js";
+// AUTH PLUG-IN POINT. Production security comes from services/gateway/auth/index.ts (the auth
+// engineer's), which exports `createGatewaySecurity: GatewaySecurityFactory` (pipeline/types.ts)
+// and, optionally, `authConfigSpec` and `gatewayMigrations`. It is loaded by name, at start-up,
+// so this file compiles and its tests run whatever state that module is in; without it the
+// gateway refuses to start — a front door without real authentication must never run. Once the
+// module is committed, this may become a static `import … from "./auth/index.js"`.
 // ──────────────────────────────────────────────────────────────────────────────────────────────
 const AUTH_MODULE = "./auth/index.js";
 
-/** Loads the production security parts, or fails start-up with a message saying what is missing. */
-export const productionSecurity: GatewaySecurityFactory = async (host) => {
-  let mod: { createGatewaySecurity?: unknown };
+/** What the gateway needs from the auth module. */
+export interface AuthModule {
+  readonly createGatewaySecurity: GatewaySecurityFactory;
+  readonly authConfigSpec?: ConfigSpec;
+  readonly gatewayMigrations?: Migration[];
+}
+
+/** Loads the auth module, or fails with a message saying what is missing. */
+export async function loadAuthModule(specifier = AUTH_MODULE): Promise<AuthModule> {
+  let mod: Partial<AuthModule>;
   try {
-    mod = (await import(AUTH_MODULE)) as { createGatewaySecurity?: unknown };
+    mod = (await import(specifier)) as Partial<AuthModule>;
   } catch (err) {
-    const code = (err as { code?: unknown }).code;
-    if (code === "ERR_MODULE_NOT_FOUND" && String(err).includes("auth")) {
+    if (
+      (err as { code?: unknown }).code === "ERR_MODULE_NOT_FOUND" &&
+      String(err).includes(specifier.slice(2, -3))
+    ) {
       throw new Error(
-        "no authenticator configured: services/gateway/auth/index.ts (exporting createGatewaySecurity) " +
-          "does not exist; the gateway refuses to start without real authentication",
+        `no authenticator configured: services/gateway/${specifier.slice(2, -3)}.ts does not exist; ` +
+          "the gateway refuses to start without real authentication",
       );
     }
     throw err;
   }
   if (typeof mod.createGatewaySecurity !== "function") {
-    throw new Error("services/gateway/auth/index.ts must export createGatewaySecurity(host)");
+    throw new Error(`services/gateway/${specifier.slice(2, -3)}.ts must export createGatewaySecurity(host)`);
   }
-  return (mod.createGatewaySecurity as GatewaySecurityFactory)(host);
-};
+  return mod as AuthModule;
+}
 
-/** The gateway as deployed: real authentication, API keys and rate limits. */
-export const gatewayDefinition: GatewayDefinition = gatewayService({ security: productionSecurity });
+/**
+ * The gateway as deployed: real authentication, API keys (its Postgres schema, events through
+ * its outbox and NATS) and rate limits (Redis).
+ */
+export async function productionGateway(specifier = AUTH_MODULE): Promise<GatewayDefinition> {
+  const auth = await loadAuthModule(specifier);
+  return gatewayService({
+    security: auth.createGatewaySecurity,
+    ...(auth.authConfigSpec ? { config: auth.authConfigSpec } : {}),
+    ...(auth.gatewayMigrations ? { migrations: auth.gatewayMigrations } : {}),
+    nats: true,
+  });
+}
