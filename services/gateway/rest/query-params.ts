@@ -84,6 +84,7 @@ function setLeaf(obj: JsonObject, field: DescField, raw: string, key: string, ma
   if (field.fieldKind === "message") {
     const t = field.message.typeName;
     if (t === "google.protobuf.BoolValue") obj[field.jsonName] = scalarValue(ScalarType.BOOL, raw);
+    else if (t === "google.protobuf.FieldMask") obj[field.jsonName] = fieldMaskJson(raw);
     else if (STRING_WKT.has(t)) obj[field.jsonName] = raw;
     else throw badParam(key, `is a ${t} message: set its fields with ${key}.<field>`);
     return;
@@ -118,6 +119,17 @@ export function scalarValue(type: ScalarType, raw: string): JsonValue {
   if (raw === "true" || raw === "1") return true;
   if (raw === "false" || raw === "0") return false;
   return raw; // let the JSON reader report the bad boolean with its field name
+}
+
+/**
+ * grpc-gateway reads a FieldMask query parameter as comma-separated proto paths
+ * (`update_mask=display_name,labels`); its JSON form wants lowerCamelCase, so convert.
+ */
+function fieldMaskJson(raw: string): string {
+  return raw
+    .split(",")
+    .map((path) => path.trim().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()))
+    .join(",");
 }
 
 function enumValue(raw: string): JsonValue {

@@ -83,12 +83,18 @@ describe("request building", () => {
 
   it("maps a body field, with the path winning over the body", () => {
     const b = binding("project", "/v1/projects/{project.id}");
-    const msg = build(UpdateProjectRequestSchema, b, { "project.id": "p-path" }, "update_mask=displayName", {
-      id: "p-body",
-      displayName: "New",
-    });
+    const msg = build(
+      UpdateProjectRequestSchema,
+      b,
+      { "project.id": "p-path" },
+      "update_mask=display_name,labels",
+      {
+        id: "p-body",
+        displayName: "New",
+      },
+    );
     expect(msg.project).toMatchObject({ id: "p-path", displayName: "New" });
-    expect(msg.updateMask?.paths).toEqual(["display_name"]);
+    expect(msg.updateMask?.paths).toEqual(["display_name", "labels"]);
   });
 
   it("refuses unknown JSON fields with the field named, and query parameters beside body '*'", () => {
