@@ -60,3 +60,36 @@ export async function startGateway(
     cleanup: () => service.cleanup(),
   };
 }
+
+/** The answer to a REST call, body parsed when it is JSON. */
+export interface RestAnswer {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly json: Record<string, unknown>;
+  readonly text: string;
+}
+
+/** Calls the REST front door. */
+export async function rest(
+  baseUrl: string,
+  method: string,
+  path: string,
+  opts: { auth?: string; body?: unknown; rawBody?: string; headers?: Record<string, string> } = {},
+): Promise<RestAnswer> {
+  const headers: Record<string, string> = { ...opts.headers };
+  if (opts.auth) headers.authorization = opts.auth;
+  let body: string | undefined = opts.rawBody;
+  if (opts.body !== undefined) {
+    body = JSON.stringify(opts.body);
+    headers["content-type"] = "application/json";
+  }
+  const res = await fetch(`${baseUrl}${path}`, { method, headers, ...(body === undefined ? {} : { body }) });
+  const text = await res.text();
+  let json: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    // not JSON (a stream or an empty body): callers look at `text`
+  }
+  return { status: res.status, headers: res.headers, json, text };
+}
