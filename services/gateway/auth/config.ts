@@ -5,7 +5,16 @@
  * Cross-field rules (at least one JWT key source) are checked by the factories in index.ts,
  * which fail start-up with a message naming the variables.
  */
-import { bool, type ConfigSpec, durationMs, list, oneOf, optional, str } from "../../../mesh/config.js";
+import {
+  bool,
+  type ConfigSpec,
+  durationMs,
+  list,
+  loadConfig,
+  oneOf,
+  optional,
+  str,
+} from "../../../mesh/config.js";
 
 /** `<count>/<s|m|h>`, e.g. "600/m": that many requests per period, bursts up to the count. */
 export const RATE = /^[1-9]\d{0,6}\/(s|m|h)$/;
@@ -85,4 +94,18 @@ export interface RateLimitSettings {
   readonly RATE_LIMIT_FAIL_MODE: "open" | "closed";
   readonly RATE_LIMIT_KEY_PREFIX: string;
   readonly RATE_LIMIT_DISABLED: boolean;
+}
+
+/**
+ * The auth settings from the host's parsed config when the gateway's spec includes
+ * {@link authConfigSpec} (the intended wiring); otherwise parsed here from the environment,
+ * once, with the same checks and error messages.
+ */
+export function authSettingsOf(
+  config: object,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): AuthSettings & RateLimitSettings {
+  if ("JWT_ISSUER" in config && "RATE_LIMIT_READ" in config)
+    return config as AuthSettings & RateLimitSettings;
+  return loadConfig(authConfigSpec, env);
 }
