@@ -11,14 +11,14 @@ import {
   type WorkItemState,
 } from "./state-machine.js";
 
-/** The brief's table, written independently of the implementation so a typo in either shows. */
+/** The contract's table (proto WorkItemState), written independently of the implementation so a typo in either shows. */
 const EXPECTED: Record<WorkItemState, WorkItemState[]> = {
   PROPOSED: ["APPROVED", "CANCELLED", "BLOCKED"],
   APPROVED: ["QUEUED", "CANCELLED", "BLOCKED"],
   QUEUED: ["IN_PROGRESS", "BLOCKED", "CANCELLED", "FAILED", "APPROVED"],
   IN_PROGRESS: ["REVIEW", "DONE", "FAILED", "QUEUED", "CANCELLED", "BLOCKED"],
   REVIEW: ["DONE", "IN_PROGRESS", "FAILED", "CANCELLED"],
-  BLOCKED: ["PROPOSED", "APPROVED", "QUEUED", "CANCELLED"],
+  BLOCKED: ["PROPOSED", "APPROVED", "QUEUED", "CANCELLED", "FAILED"],
   FAILED: ["QUEUED", "CANCELLED"],
   DONE: [],
   CANCELLED: [],
@@ -50,6 +50,7 @@ describe("work item state machine", () => {
       ],
       ["QUEUED", "IN_PROGRESS", "FAILED", "QUEUED", "IN_PROGRESS", "REVIEW", "IN_PROGRESS", "REVIEW", "DONE"],
       ["APPROVED", "BLOCKED", "APPROVED", "CANCELLED"],
+      ["QUEUED", "BLOCKED", "FAILED", "QUEUED"],
     ];
     for (const path of paths) {
       for (let i = 1; i < path.length; i++) {

@@ -26,6 +26,8 @@ export type WorkItemState = (typeof WORK_ITEM_STATES)[number];
  * - `REVIEW → IN_PROGRESS` sends work back for changes;
  * - `BLOCKED → PROPOSED | APPROVED | QUEUED` resumes where the item stood before it was
  *   blocked (an item blocked while running resumes as `QUEUED`: its run was abandoned);
+ * - `BLOCKED → FAILED` is the scheduler failing an item blocked on a dependency that failed
+ *   for good (the contract's FAIL path for blocked dependents);
  * - `FAILED → QUEUED` is a manual retry;
  * - `DONE` and `CANCELLED` are terminal: reopening means creating a new work item, which
  *   keeps the audit trail of each attempt honest.
@@ -36,7 +38,7 @@ const TRANSITIONS: Readonly<Record<WorkItemState, readonly WorkItemState[]>> = {
   QUEUED: ["IN_PROGRESS", "BLOCKED", "CANCELLED", "FAILED", "APPROVED"],
   IN_PROGRESS: ["REVIEW", "DONE", "FAILED", "QUEUED", "CANCELLED", "BLOCKED"],
   REVIEW: ["DONE", "IN_PROGRESS", "FAILED", "CANCELLED"],
-  BLOCKED: ["PROPOSED", "APPROVED", "QUEUED", "CANCELLED"],
+  BLOCKED: ["PROPOSED", "APPROVED", "QUEUED", "CANCELLED", "FAILED"],
   FAILED: ["QUEUED", "CANCELLED"],
   DONE: [],
   CANCELLED: [],
