@@ -23,6 +23,8 @@ export interface Kit {
   as(who: keyof ReturnType<typeof principalsFor>): ServiceClient<typeof WorkItemService>;
   /** Every envelope stored on `<prefix>.events.>` so far, decoded. */
   events(): Promise<{ subject: string; envelope: EventEnvelope }[]>;
+  /** Every envelope stored on `<prefix>.commands.>` so far, decoded. */
+  commands(): Promise<{ subject: string; envelope: EventEnvelope }[]>;
   /** Waits until the outbox has relayed everything committed so far. */
   settled(): Promise<void>;
   /** Waits until `count` events match, then returns them. */
@@ -58,11 +60,9 @@ export async function startKit(env: Record<string, string> = {}): Promise<Kit> {
   const who = principalsFor(project);
   const clients = new Map<string, ServiceClient<typeof WorkItemService>>();
   const { jsm, subjects } = svc.running.host.nats;
-  const events = async () =>
-    (await readStream(jsm, subjects.streams.events)).map((m) => ({
-      subject: m.subject,
-      envelope: decodeEnvelope(m.data),
-    }));
+  const read = async (stream: string) =>
+    (await readStream(jsm, stream)).map((m) => ({ subject: m.subject, envelope: decodeEnvelope(m.data) }));
+  const events = () => read(subjects.streams.events);
   return {
     svc,
     project,
@@ -75,6 +75,7 @@ export async function startKit(env: Record<string, string> = {}): Promise<Kit> {
       return c;
     },
     events,
+    commands: () => read(subjects.streams.commands),
     async settled() {
       await eventually("outbox relayed", async () => {
         const { rows } = await svc.running.host.pool.query(
