@@ -150,14 +150,12 @@ describe("approvals", () => {
       kit.as("alice").requestApproval({ workItemId: id, reason: "retry", ttl: { seconds: 3_000_000n } }),
     );
     expect(tooLoose.code).toBe(Code.INVALID_ARGUMENT);
-    const reopened = await kit
-      .as("alice")
-      .requestApproval({
-        workItemId: id,
-        reason: "new window",
-        requiredApprovals: 2,
-        ttl: { seconds: 600n },
-      });
+    const reopened = await kit.as("alice").requestApproval({
+      workItemId: id,
+      reason: "new window",
+      requiredApprovals: 2,
+      ttl: { seconds: 600n },
+    });
     expect(reopened.approvalRequest?.state).toBe(ApprovalState.PENDING);
     expect(reopened.approvalRequest?.requiredApprovals).toBe(2);
     expect(reopened.approvalRequest?.requestedBy).toBe("alice");

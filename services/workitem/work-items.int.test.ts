@@ -158,14 +158,12 @@ describe("list", () => {
     const first = await kit.as("viewer").listWorkItems({ projectId: kit.project, pageSize: 1 });
     expect(first.nextPageToken).not.toBe("");
     const reused = await failure(
-      kit
-        .as("viewer")
-        .listWorkItems({
-          projectId: kit.project,
-          pageSize: 1,
-          pageToken: first.nextPageToken,
-          environment: "x",
-        }),
+      kit.as("viewer").listWorkItems({
+        projectId: kit.project,
+        pageSize: 1,
+        pageToken: first.nextPageToken,
+        environment: "x",
+      }),
     );
     expect(reused.code).toBe(Code.INVALID_ARGUMENT);
     expect(
@@ -192,12 +190,10 @@ describe("update", () => {
     expect(updated.workItem?.description).toBe("");
     expect(updated.workItem?.etag).not.toBe(item?.etag);
     const stale = await failure(
-      kit
-        .as("bob")
-        .updateWorkItem({
-          workItem: { id, title: "x", etag: item?.etag ?? "" },
-          updateMask: { paths: ["title"] },
-        }),
+      kit.as("bob").updateWorkItem({
+        workItem: { id, title: "x", etag: item?.etag ?? "" },
+        updateMask: { paths: ["title"] },
+      }),
     );
     expect(stale.code).toBe(Code.ABORTED);
     expect(stale.reason).toBe("ETAG_MISMATCH");
