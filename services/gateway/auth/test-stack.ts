@@ -15,7 +15,7 @@ import { gatewayConfigSpec } from "../config.js";
 import { gatewayService } from "../service.js";
 import { startUpstream } from "../testing/harness.js";
 import { authConfigSpec } from "./config.js";
-import { createGatewaySecurity } from "./index.js";
+import { createGatewaySecurity, gatewayMigrations } from "./index.js";
 import { createTestIssuer, type TestIssuer } from "./testing.js";
 
 export interface AuthStack {
@@ -41,11 +41,12 @@ export async function startAuthStack(env: Record<string, string> = {}): Promise<
   const project = await startUpstream(projectService);
   const rateLimitPrefix = `${uniqueName("gwrl")}:`;
   const base = gatewayService({ security: createGatewaySecurity });
-  // The gateway as service.ts builds it, plus its auth settings in the spec (so tests can pass
-  // them as env) and NATS for the outbox relay. The API-key schema comes from the security parts.
+  // The gateway as service.ts should wire it: auth settings in its spec (so tests pass them as
+  // env), its schema's migrations, and NATS so the outbox is relayed.
   const def = {
     ...base,
     config: { ...gatewayConfigSpec, ...authConfigSpec },
+    migrations: gatewayMigrations,
     nats: true,
   } as unknown as ServiceDefinition<typeof gatewayConfigSpec>;
   const gateway = await startUpstream(def, {
