@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AgentLostSchema, RunCompletedSchema } from "../../gen/codex/events/v1/agent_events_pb.js";
 import { RunState } from "../../gen/codex/agentmanager/v1/run_pb.js";
+import { AgentLostSchema, RunCompletedSchema } from "../../gen/codex/events/v1/agent_events_pb.js";
 import { WorkItemStateChangedSchema } from "../../gen/codex/events/v1/workitem_events_pb.js";
 import { DeliveryOutcome } from "../../gen/codex/notification/v1/delivery_pb.js";
 import { NotificationService } from "../../gen/codex/notification/v1/notification_service_pb.js";
@@ -97,19 +97,30 @@ describe("alert rules", () => {
     await new Promise((r) => setTimeout(r, 800));
     expect(onPath("/alert")).toHaveLength(0); // w1 and w3 have 2 failures each
 
-    const trip = [itemChanged("w1", WorkItemState.FAILED, t0 + 3_000), itemChanged("w3", WorkItemState.FAILED, t0 + 3_000, "r3")];
-    const after = [itemChanged("w1", WorkItemState.FAILED, t0 + 4_000), itemChanged("w1", WorkItemState.FAILED, t0 + 5_000)];
+    const trip = [
+      itemChanged("w1", WorkItemState.FAILED, t0 + 3_000),
+      itemChanged("w3", WorkItemState.FAILED, t0 + 3_000, "r3"),
+    ];
+    const after = [
+      itemChanged("w1", WorkItemState.FAILED, t0 + 4_000),
+      itemChanged("w1", WorkItemState.FAILED, t0 + 5_000),
+    ];
     for (const e of [...trip, ...after]) await publishEvent(js, svc.prefix, e);
     await eventually("two alerts", () => onPath("/alert").length >= 2);
     await new Promise((r) => setTimeout(r, 800));
-    const bodies = onPath("/alert").map((r) => r.body).sort();
+    const bodies = onPath("/alert")
+      .map((r) => r.body)
+      .sort();
     // Concurrent handling may pick which of w1's failures trips it; the count is 3 either way, and the
     // cooldown (= window) keeps later failures silent.
     expect(bodies).toEqual([
       "WORK_ITEM_FAILED_N_TIMES 3/3 in 10m for w1",
       "WORK_ITEM_FAILED_N_TIMES 3/3 in 10m for w3",
     ]);
-    const { deliveries } = await client.listDeliveries({ subscriptionId: sub!.id, outcome: DeliveryOutcome.SUCCEEDED });
+    const { deliveries } = await client.listDeliveries({
+      subscriptionId: sub!.id,
+      outcome: DeliveryOutcome.SUCCEEDED,
+    });
     expect(deliveries).toHaveLength(2);
   });
 
@@ -123,7 +134,11 @@ describe("alert rules", () => {
       },
     });
     const lost = (agentId: string, projectId: string, at: number) =>
-      envelopeOf(AgentLostSchema, { agentId }, { aggregateType: "agent", aggregateId: agentId, projectId, occurredAtMs: at });
+      envelopeOf(
+        AgentLostSchema,
+        { agentId },
+        { aggregateType: "agent", aggregateId: agentId, projectId, occurredAtMs: at },
+      );
     for (const e of [lost("a1", "p1", t0), lost("a2", "p2", t0 + 1_000), lost("a3", "", t0 + 2_000)]) {
       await publishEvent(svc.running.host.nats.js, svc.prefix, e);
     }

@@ -1,12 +1,13 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ProjectCreatedSchema } from "../../gen/codex/events/v1/project_events_pb.js";
+import { ProjectArchivedSchema, ProjectCreatedSchema } from "../../gen/codex/events/v1/project_events_pb.js";
 import { DeadLetterState, DeliveryOutcome } from "../../gen/codex/notification/v1/delivery_pb.js";
 import { NotificationService } from "../../gen/codex/notification/v1/notification_service_pb.js";
 import type { Principal } from "../../mesh/context.js";
 import { eventually, readStream } from "../../mesh/nats/testing.js";
 import { startTestService, type TestService } from "../../test/support/harness.js";
 import { notificationService } from "./service.js";
+import { sweepHistory } from "./store/retention.js";
 import { envelopeOf, notificationTestEnv, publishEvent } from "./testing/events.js";
 import { HttpReceiver } from "./testing/receivers.js";
 
@@ -24,9 +25,11 @@ beforeAll(async () => {
   hooks.responder = (_n, r) =>
     r.path === "/gone"
       ? { status: 404 }
-      : r.path === "/flaky" && !healthy
-        ? { status: 503 }
-        : { status: 200 };
+      : r.path === "/hold"
+        ? { status: 200, delayMs: 5_000 }
+        : r.path === "/flaky" && !healthy
+          ? { status: 503 }
+          : { status: 200 };
   svc = await startTestService(notificationService, {
     env: notificationTestEnv({
       DELIVERY_MAX_ATTEMPTS: "4",
@@ -150,5 +153,34 @@ describe("retries, dead letters and redelivery", () => {
       const all = await readStream(svc.running.host.nats.jsm, `${svc.prefix.toUpperCase()}_EVENTS`);
       return all.some((m) => m.subject.endsWith(".NotificationDelivered"));
     });
+  });
+
+  it("retention removes finished history but never pending work or what it needs", async () => {
+    await svc.client(NotificationService, admin).createSubscription({
+      subscription: {
+        projectId: "p2",
+        displayName: "hold",
+        eventTypes: ["ProjectArchived"],
+        channel: webhook("/hold"),
+      },
+    });
+    const env = envelopeOf(
+      ProjectArchivedSchema,
+      { projectId: "p2" },
+      { aggregateType: "project", aggregateId: "p2", projectId: "p2" },
+    );
+    await publishEvent(svc.running.host.nats.js, svc.prefix, env);
+    await eventually("the held delivery in flight", () => onPath("/hold").length === 1);
+    const pool = svc.running.host.pool;
+    const removed = await sweepHistory(pool, new Date(Date.now() + 60 * 60_000));
+    expect(removed.attempts).toBeGreaterThan(0);
+    expect(removed.deadLetters).toBe(2);
+    const left = async (table: string) =>
+      (await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).rows[0]?.n;
+    expect(await left("deliveries")).toBe(1);
+    expect(await left("events")).toBe(1);
+    expect(await left("dead_letters")).toBe(0);
+    const pending = await pool.query("SELECT event_id FROM delivery_attempts WHERE outcome = 'pending'");
+    expect(pending.rows).toEqual([{ event_id: env.id }]);
   });
 });

@@ -10,6 +10,7 @@ import { loadEventRegistry } from "./events/registry.js";
 import { notificationHandlers } from "./handlers/index.js";
 import { migrations } from "./store/migrations.js";
 import { DeliveryWorker } from "./worker/delivery-worker.js";
+import { RetentionSweeper } from "./worker/retention-sweeper.js";
 
 /**
  * The notification service: subscriptions over gRPC, durable event consumers that turn events
@@ -82,6 +83,13 @@ export const notificationService: ServiceDefinition<typeof notificationConfigSpe
         wakeWorker: () => worker.wake(),
       }),
     );
+    const sweeper = new RetentionSweeper({
+      pool: host.pool,
+      retentionMs: c.DELIVERY_RETENTION,
+      intervalMs: 10 * 60_000,
+      logger: host.logger,
+    });
+    host.addComponent("retention-sweeper", { start: () => sweeper.start(), stop: () => sweeper.stop() });
     host.addComponent("notification-sender", { stop: () => sender.close() });
     host.addComponent("delivery-worker", { start: () => worker.start(), stop: (ctx) => worker.stop(ctx) });
     const consumers = createEventConsumers({
