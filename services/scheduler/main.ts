@@ -1,0 +1,4 @@
+import { runMain } from "../../mesh/service-host.js";
+import { schedulerService } from "./service.js";
+
+await runMain(schedulerService);
