@@ -8,14 +8,10 @@ import type { DescService } from "@bufbuild/protobuf";
 import { createClient } from "../../../mesh/grpc/client.js";
 import type { CallOptions, ServiceClient } from "../../../mesh/grpc/types.js";
 import { createRedis } from "../../../mesh/redis.js";
-import type { ServiceDefinition } from "../../../mesh/service-host.js";
 import { REDIS_URL, type TestService, uniqueName } from "../../../test/support/harness.js";
 import { projectService } from "../../project/service.js";
-import { gatewayConfigSpec } from "../config.js";
-import { gatewayService } from "../service.js";
+import { productionGateway } from "../service.js";
 import { startUpstream } from "../testing/harness.js";
-import { authConfigSpec } from "./config.js";
-import { createGatewaySecurity, gatewayMigrations } from "./index.js";
 import { createTestIssuer, type TestIssuer } from "./testing.js";
 
 export interface AuthStack {
@@ -40,15 +36,8 @@ export async function startAuthStack(env: Record<string, string> = {}): Promise<
   const issuer = await createTestIssuer("ES256");
   const project = await startUpstream(projectService);
   const rateLimitPrefix = `${uniqueName("gwrl")}:`;
-  const base = gatewayService({ security: createGatewaySecurity });
-  // The gateway as service.ts should wire it: auth settings in its spec (so tests pass them as
-  // env), its schema's migrations, and NATS so the outbox is relayed.
-  const def = {
-    ...base,
-    config: { ...gatewayConfigSpec, ...authConfigSpec },
-    migrations: gatewayMigrations,
-    nats: true,
-  } as unknown as ServiceDefinition<typeof gatewayConfigSpec>;
+  // Exactly the production wiring (service.ts loads this module's factory, spec and migrations).
+  const def = await productionGateway();
   const gateway = await startUpstream(def, {
     env: issuer.env({
       GATEWAY_GRPC_PORT: "0",
@@ -59,13 +48,13 @@ export async function startAuthStack(env: Record<string, string> = {}): Promise<
     }),
   });
   const clients: { close(): void }[] = [];
-  const grpcAddress = `127.0.0.1:${base.frontDoors.grpcPort}`;
+  const grpcAddress = `127.0.0.1:${def.frontDoors.grpcPort}`;
   return {
     issuer,
     project: project as unknown as TestService<never>,
     gateway: gateway as unknown as TestService<never>,
     grpcAddress,
-    httpUrl: `http://127.0.0.1:${base.frontDoors.httpPort}`,
+    httpUrl: `http://127.0.0.1:${def.frontDoors.httpPort}`,
     client(service) {
       const c = createClient(service, { address: grpcAddress, retry: false, breaker: false });
       clients.push(c);
