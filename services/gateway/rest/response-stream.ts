@@ -28,8 +28,9 @@ export interface StreamRelayOptions {
  *   failure — grpc-gateway's streaming shape.
  * - SSE (`text/event-stream`): `data: <json>` per message; on failure `event: error` with the
  *   error shape; on success `event: end`, so EventSource clients know not to reconnect.
- * Headers go out as soon as the upstream answers with its own, so `curl -N` sees the stream open
- * before the first message; an error before that is an ordinary error response with its status.
+ * Like grpc-gateway, the 200 goes out with the first message: an error before any message (the
+ * run does not exist, the caller may not read it) is an ordinary error response with its mapped
+ * HTTP status.
  * A client that disconnects cancels the upstream call; backpressure pauses the upstream.
  */
 export function relayStream(
@@ -67,7 +68,6 @@ export function relayStream(
     if (!res.headersSent) return o.writeError(err);
     res.end(frame(o.errorJson(err), "error"));
   };
-  up.on("metadata", open);
   up.on("data", (buf: Buffer) => {
     open();
     let json: JsonValue;
