@@ -102,8 +102,8 @@ export interface AttemptRecord {
   statusCode: number;
   latencyMs: number;
   error: string;
-  /** For "failed": when the next attempt is due. */
-  nextAttemptAt?: Date | undefined;
+  /** For "failed": how long after this attempt the next one is due (from the database clock). */
+  retryDelayMs?: number | undefined;
 }
 
 /** What recording changed, for the events the caller stages in the same transaction. */
@@ -127,21 +127,24 @@ export async function recordAttempt(
     event_id: string;
     event_type: string;
     project_id: string;
+    now: Date;
   }>(
-    `SELECT attempts, subscription_id, event_id, event_type, project_id FROM deliveries
+    `SELECT attempts, subscription_id, event_id, event_type, project_id, now() AS now FROM deliveries
      WHERE id = $1 AND claim_token = $2 AND state = 'pending' FOR UPDATE`,
     [d.id, d.claimToken],
   );
   const row = locked.rows[0];
   if (row === undefined) return { recorded: false };
   const attempt = row.attempts + 1;
-  const attemptId = await upsertAttempt(client, d.id, row, attempt, r);
+  // One clock: the attempt's time is the transaction's now(), so the next is exactly delay later.
+  const nextAt = r.outcome === "failed" ? new Date(row.now.getTime() + (r.retryDelayMs ?? 0)) : null;
+  const attemptId = await upsertAttempt(client, d.id, row, attempt, r, nextAt);
   const state = r.outcome === "failed" ? "pending" : r.outcome;
   await client.query(
     `UPDATE deliveries SET state = $2, attempts = $3, next_attempt_at = coalesce($4, next_attempt_at),
        claimed_until = NULL, claim_token = NULL, update_time = now()
      WHERE id = $1`,
-    [d.id, state, attempt, r.nextAttemptAt ?? null],
+    [d.id, state, attempt, nextAt],
   );
   if (r.outcome === "failed") {
     await client.query(
@@ -156,7 +159,7 @@ export async function recordAttempt(
         row.event_type,
         row.project_id,
         attempt + 1,
-        r.nextAttemptAt,
+        nextAt,
       ],
     );
     return { recorded: true, attemptId, attempt };
@@ -198,6 +201,7 @@ async function upsertAttempt(
   row: { subscription_id: string; event_id: string; event_type: string; project_id: string },
   attempt: number,
   r: AttemptRecord,
+  nextAt: Date | null,
 ): Promise<string> {
   const { rows } = await client.query<{ id: string }>(
     `INSERT INTO delivery_attempts (id, delivery_key, subscription_id, event_id, event_type, project_id, attempt,
@@ -219,7 +223,7 @@ async function upsertAttempt(
       r.statusCode,
       Math.round(r.latencyMs),
       r.error,
-      r.outcome === "failed" ? (r.nextAttemptAt ?? null) : null,
+      nextAt,
     ],
   );
   return rows[0]!.id;

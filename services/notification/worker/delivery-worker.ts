@@ -167,7 +167,7 @@ export class DeliveryWorker {
               statusCode: result.statusCode,
               latencyMs: result.latencyMs,
               error: result.error,
-              nextAttemptAt: new Date(Date.now() + step.delayMs),
+              retryDelayMs: step.delayMs,
             }
           : {
               outcome: "dead_lettered",
