@@ -7,6 +7,7 @@ import {
 import { DeliveryOutcome } from "../../gen/codex/notification/v1/delivery_pb.js";
 import { NotificationService } from "../../gen/codex/notification/v1/notification_service_pb.js";
 import type { Principal } from "../../mesh/context.js";
+import { Code, type ServiceError } from "../../mesh/errors.js";
 import { eventually } from "../../mesh/nats/testing.js";
 import { checkHealth } from "../../test/support/grpc-probes.js";
 import { startTestService, type TestService } from "../../test/support/harness.js";
@@ -223,8 +224,15 @@ describe("notification channels", () => {
     const req = onPath("/probe")[0]!;
     expect(req.body).toBe(res.renderedBody);
     expect(verifySignatureHeader(SECRET, req.body, String(req.headers["x-codex-signature"]))).toBe(true);
+    for (let i = 1; i < 10; i++) await client.testSubscription({ subscriptionId: s!.id });
+    const limited = await client
+      .testSubscription({ subscriptionId: s!.id })
+      .catch((e: unknown) => e as ServiceError);
+    expect(limited).toMatchObject({ code: Code.RESOURCE_EXHAUSTED });
+    expect((limited as ServiceError).retryAfterMs).toBeGreaterThan(0);
+    expect(onPath("/probe")).toHaveLength(10);
     await expect(
       client.testSubscription({ subscriptionId: s!.id, eventType: "codex.events.v1.Nope" }),
-    ).rejects.toMatchObject({ code: 3 });
+    ).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT });
   });
 });

@@ -5,7 +5,7 @@ import {
   CreateSubscriptionRequestSchema,
   CreateSubscriptionResponseSchema,
 } from "../../../gen/codex/notification/v1/subscription_pb.js";
-import { aborted, invalidArgument, resourceExhausted } from "../../../mesh/errors.js";
+import { aborted, invalidArgument, notFound, resourceExhausted } from "../../../mesh/errors.js";
 import type { ServiceImpl } from "../../../mesh/grpc/types.js";
 import { withTransaction } from "../../../mesh/postgres/pool.js";
 import { readableProjects } from "../domain/authz.js";
@@ -82,7 +82,7 @@ export function subscriptionHandlers(d: HandlerDeps): SubscriptionHandlers {
       const rec = await loadSubscription(d.pool, req.subscriptionId, { includeDeleted: true });
       if (rec === undefined) throw missingSubscription(p, req.subscriptionId);
       authorize(p, rec.projectId, "read");
-      if (rec.deleteTime !== null) throw missingSubscription({ type: "service", id: "" }, req.subscriptionId);
+      if (rec.deleteTime !== null) throw notFound("subscription", req.subscriptionId);
       return { subscription: toProto(rec) };
     },
 
