@@ -24,6 +24,7 @@ import type { Authorizer, GatewaySecurity, GatewaySecurityFactory, RateLimiter }
 import { parseRate, RedisRateLimiter, unlimited } from "../ratelimit/limiter.js";
 import { type ApiKeyAuthenticator, GatewayAuthenticator } from "./authenticator.js";
 import { GatewayAuthorizer } from "./authorizer.js";
+import { cacheEventWatcher } from "./cache-events.js";
 import { type AuthSettings, authSettingsOf, type RateLimitSettings } from "./config.js";
 import { JwtVerifier } from "./jwt.js";
 import { KeyStore, parseConfiguredKeys } from "./jwt-keys.js";
@@ -154,10 +155,22 @@ export const createGatewaySecurity: GatewaySecurityFactory = async (host): Promi
         },
         stop: async () => {},
       });
-      if (!(h as { nats?: unknown }).nats) {
-        h.logger.warn(
-          "gateway events are staged in the outbox but not relayed: the gateway host has no NATS",
+      const nats = (h as { nats?: typeof h.nats }).nats;
+      if (nats) {
+        h.addComponent(
+          "auth-cache-events",
+          cacheEventWatcher(
+            nats.nc,
+            nats.subjects.prefix,
+            {
+              forgetPrincipal: (id) => memberships.forget(id),
+              forgetKey: (lookup) => keyAuth.forget(lookup),
+            },
+            h.logger,
+          ),
         );
+      } else {
+        h.logger.warn("gateway without NATS: events stay in the outbox and caches expire only by TTL");
       }
       h.server.add(
         ApiKeyService,

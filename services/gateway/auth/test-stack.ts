@@ -34,11 +34,14 @@ export interface AuthStack {
 /** Starts project service + gateway; `env` is added to the gateway's environment. */
 export async function startAuthStack(env: Record<string, string> = {}): Promise<AuthStack> {
   const issuer = await createTestIssuer("ES256");
-  const project = await startUpstream(projectService);
+  // One subject prefix for both, as in production: the gateway hears the project's events.
+  const prefix = uniqueName("tauth");
+  const project = await startUpstream(projectService, { prefix });
   const rateLimitPrefix = `${uniqueName("gwrl")}:`;
   // Exactly the production wiring (service.ts loads this module's factory, spec and migrations).
   const def = await productionGateway();
   const gateway = await startUpstream(def, {
+    prefix,
     env: issuer.env({
       GATEWAY_GRPC_PORT: "0",
       GATEWAY_HTTP_PORT: "0",
