@@ -42,7 +42,7 @@ export async function recordOutcome(core: Core, tx: Tx, news: OutcomeNews, cause
         dependents.map((t) => t.id),
         cause,
       );
-      if (previous === "FAILED" || previous === "CANCELLED") await unblock(tx, dependents, item.workItemId);
+      await unblock(tx, dependents, item.workItemId);
       continue;
     }
     if (item.outcome === "") continue;
@@ -95,7 +95,7 @@ export async function block(
   cause: Cause,
 ) {
   await tx.client.query(
-    "UPDATE tasks SET last_error = $2, update_time = now(), version = version + 1 WHERE id = $1",
+    "UPDATE tasks SET blocked = true, last_error = $2, update_time = now(), version = version + 1 WHERE id = $1",
     [t.id, detail],
   );
   await stage(tx.client, core.subjects, cause, {
@@ -115,17 +115,19 @@ export async function block(
   tx.effects = true;
 }
 
-/** BLOCK_DEPENDENTS tasks whose failed dependency came back DONE: their work items resume QUEUED. */
+/** BLOCKED tasks whose failed dependencies all came back DONE: their work items resume QUEUED. */
 async function unblock(tx: Tx, dependents: readonly TaskRow[], workItemId: string) {
-  for (const t of dependents) {
-    if (t.dependencyFailurePolicy !== "BLOCK_DEPENDENTS") continue;
-    const { rows } = await tx.client.query(
-      `SELECT 1 FROM task_dependencies d JOIN work_item_outcomes o ON o.work_item_id = d.depends_on
-        WHERE d.task_id = $1 AND o.outcome IN ('FAILED', 'CANCELLED') LIMIT 1`,
-      [t.id],
-    );
-    if (rows.length > 0) continue;
-    await enqueueEffects(tx.client, t, [
+  if (dependents.length === 0) return;
+  const { rows } = await tx.client.query<{ id: string; work_item_id: string }>(
+    `UPDATE tasks t SET blocked = false, last_error = '', update_time = now(), version = version + 1
+      WHERE t.id = ANY($1::uuid[]) AND t.blocked
+        AND NOT EXISTS (SELECT 1 FROM task_dependencies d JOIN work_item_outcomes o ON o.work_item_id = d.depends_on
+                         WHERE d.task_id = t.id AND o.outcome IN ('FAILED', 'CANCELLED'))
+      RETURNING t.id, t.work_item_id`,
+    [dependents.map((t) => t.id)],
+  );
+  for (const r of rows) {
+    await enqueueEffects(tx.client, { id: r.id, workItemId: r.work_item_id }, [
       { kind: "transition", to: "QUEUED", reason: `dependency ${workItemId} is DONE` },
     ]);
     tx.effects = true;

@@ -35,6 +35,7 @@ CREATE TABLE tasks (
   attempt int NOT NULL DEFAULT 0,
   failures int NOT NULL DEFAULT 0,
   approval_pending boolean NOT NULL DEFAULT false,
+  blocked boolean NOT NULL DEFAULT false,
   backoff_until timestamptz,
   quota_until timestamptz,
   quota_detail text NOT NULL DEFAULT '',

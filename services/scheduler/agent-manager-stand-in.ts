@@ -1,0 +1,173 @@
+/**
+ * TEST STAND-IN for the agent manager, which is not written yet. A real gRPC server (mesh
+ * GrpcServer) implementing only EnqueueRun, idempotent by (task_id, attempt) as the contract
+ * says, recording every call, and publishing RunStarted/RunCompleted envelopes on JetStream
+ * with whatever outcome the test wants. Every other RPC answers UNIMPLEMENTED. To be replaced
+ * by the real agent manager in the end-to-end tests.
+ */
+import { randomUUID } from "node:crypto";
+import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { timestampNow } from "@bufbuild/protobuf/wkt";
+import type { JetStreamClient } from "@nats-io/jetstream";
+import { AgentManagerService } from "../../gen/codex/agentmanager/v1/agentmanager_service_pb.js";
+import {
+  type EnqueueRunRequest,
+  type Run,
+  RunSchema,
+  RunState,
+} from "../../gen/codex/agentmanager/v1/run_pb.js";
+import { RunCompletedSchema, RunStartedSchema } from "../../gen/codex/events/v1/agent_events_pb.js";
+import { ActorType } from "../../gen/codex/events/v1/envelope_pb.js";
+import { Code, ServiceError } from "../../mesh/errors.js";
+import { encodeEnvelope, newEnvelope } from "../../mesh/events/envelope.js";
+import { GrpcServer } from "../../mesh/grpc/server.js";
+import type { ServiceImpl } from "../../mesh/grpc/types.js";
+import { createLogger } from "../../mesh/logging.js";
+import { publish } from "../../mesh/nats/publisher.js";
+import type { Subjects } from "../../mesh/nats/subjects.js";
+
+export type Outcome = "SUCCEEDED" | "FAILED" | "CANCELLED" | "LOST";
+
+/** What the stand-in does with a run: finish it after `afterMs`, or hold it until told. */
+export type Behaviour = (
+  req: EnqueueRunRequest,
+) => { outcome: Outcome; afterMs?: number; error?: string } | "hold";
+
+export interface EnqueueCall {
+  at: number;
+  req: EnqueueRunRequest;
+  run: Run;
+}
+
+export class AgentManagerStandIn {
+  readonly calls: EnqueueCall[] = [];
+  readonly completions: { runId: string; taskId: string; attempt: number; outcome: Outcome; at: number }[] =
+    [];
+  behaviour: Behaviour = () => ({ outcome: "SUCCEEDED", afterMs: 10 });
+  /** Delay before EnqueueRun answers (to build a backlog in the scheduler's queue). */
+  enqueueDelay: (req: EnqueueRunRequest) => number | Promise<void> = () => 0;
+  readonly #runs = new Map<string, Run>();
+  readonly #server: GrpcServer;
+  #port = 0;
+
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly subjects: Subjects,
+    secret: string,
+  ) {
+    this.#server = new GrpcServer({
+      logger: createLogger({ service: "agentmanager-stand-in", level: "warn" }),
+      principalSecret: secret,
+    });
+    const impl: Record<string, unknown> = {};
+    for (const m of AgentManagerService.methods) {
+      impl[m.localName] = async () => {
+        throw new ServiceError(Code.UNIMPLEMENTED, `${m.name} is not implemented by the stand-in`);
+      };
+    }
+    impl.enqueueRun = (req: EnqueueRunRequest) => this.#enqueue(req);
+    this.#server.add(AgentManagerService, impl as ServiceImpl<typeof AgentManagerService>);
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.#port}`;
+  }
+
+  async start(): Promise<void> {
+    this.#port = await this.#server.start(0, "127.0.0.1");
+    this.#server.setServing("SERVING");
+  }
+
+  async stop(): Promise<void> {
+    await this.#server.stop(1_000);
+  }
+
+  /** Calls for one task, in order. */
+  callsFor(taskId: string): EnqueueCall[] {
+    return this.calls.filter((c) => c.req.taskId === taskId);
+  }
+
+  /** The runs held (behaviour "hold") and not completed yet. */
+  held(): Run[] {
+    const done = new Set(this.completions.map((c) => c.runId));
+    return [...this.#runs.values()].filter((r) => !done.has(r.id));
+  }
+
+  async #enqueue(req: EnqueueRunRequest): Promise<{ run: Run }> {
+    const delay = this.enqueueDelay(req);
+    if (typeof delay !== "number") await delay;
+    else if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+    const key = `${req.taskId}:${req.attempt}`;
+    const existing = this.#runs.get(key);
+    const run =
+      existing ??
+      create(RunSchema, {
+        id: randomUUID(),
+        taskId: req.taskId,
+        workItemId: req.workItemId,
+        projectId: req.projectId,
+        attempt: req.attempt,
+        priority: req.priority,
+        state: RunState.PENDING,
+      });
+    this.calls.push({ at: Date.now(), req, run });
+    if (existing) return { run };
+    this.#runs.set(key, run);
+    const b = this.behaviour(req);
+    if (b !== "hold") {
+      setTimeout(() => {
+        this.complete(run, b.outcome, b.error ?? "").catch(() => {});
+      }, b.afterMs ?? 0);
+    }
+    return { run };
+  }
+
+  /** Publishes RunStarted then RunCompleted for a run, as the real agent manager will. */
+  async complete(run: Run, outcome: Outcome, error = ""): Promise<void> {
+    await this.#publish(RunStartedSchema, "RunStarted", run, {
+      runId: run.id,
+      taskId: run.taskId,
+      workItemId: run.workItemId,
+      agentId: "agent-stand-in",
+      attempt: run.attempt,
+    });
+    this.completions.push({
+      runId: run.id,
+      taskId: run.taskId,
+      attempt: run.attempt,
+      outcome,
+      at: Date.now(),
+    });
+    await this.#publish(RunCompletedSchema, "RunCompleted", run, {
+      runId: run.id,
+      workItemId: run.workItemId,
+      taskId: run.taskId,
+      attempt: run.attempt,
+      status: RunState[outcome],
+      agentId: "agent-stand-in",
+      timestamp: timestampNow(),
+      error,
+      ...(outcome === "SUCCEEDED" ? { exitCode: 0 } : outcome === "FAILED" ? { exitCode: 1 } : {}),
+    });
+  }
+
+  async #publish<D extends DescMessage>(
+    schema: D,
+    name: string,
+    run: Run,
+    payload: Omit<MessageShape<D>, "$typeName">,
+  ) {
+    const envelope = newEnvelope({
+      schema,
+      payload: create(schema, payload as never),
+      aggregateType: "run",
+      aggregateId: run.id,
+      projectId: run.projectId,
+      actor: { type: ActorType.SERVICE, id: "agentmanager" },
+      source: "agentmanager",
+    });
+    await publish(this.js, this.subjects.event("run", name), encodeEnvelope(envelope), {
+      msgId: envelope.id,
+    });
+  }
+}

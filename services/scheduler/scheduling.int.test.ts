@@ -1,0 +1,203 @@
+import { randomUUID } from "node:crypto";
+import { durationMs, timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { TaskRetryScheduledSchema } from "../../gen/codex/events/v1/scheduler_events_pb.js";
+import {
+  DependencyFailurePolicy,
+  type ScheduledTask,
+  TaskState,
+  WaitReason_Kind,
+} from "../../gen/codex/scheduler/v1/task_pb.js";
+import { WorkItemState } from "../../gen/codex/workitem/v1/work_item_pb.js";
+import { ErrorInfoSchema, PreconditionFailureSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { Code, ServiceError } from "../../mesh/errors.js";
+import { decodeEnvelope, unpackPayload } from "../../mesh/events/envelope.js";
+import { readStream } from "../../mesh/nats/testing.js";
+import { type Stack, startStack, until } from "./test-stack.js";
+
+let s: Stack;
+beforeAll(async () => {
+  // One dispatch at a time, so queue order is observable in the order of EnqueueRun calls.
+  s = await startStack({ schedulerEnv: { DISPATCH_CONCURRENCY: "1" } });
+});
+afterAll(async () => s?.cleanup());
+afterEach(() => {
+  s.am.behaviour = () => ({ outcome: "SUCCEEDED", afterMs: 10 });
+  s.am.enqueueDelay = () => 0;
+});
+
+async function schedule(workItemId: string, options: Record<string, unknown> = {}): Promise<ScheduledTask> {
+  const { task } = await s.sched().scheduleWorkItem({ workItemId, options });
+  if (!task) throw new Error("no task");
+  return task;
+}
+const getTask = async (id: string) => (await s.sched().getTask({ taskId: id })).task as ScheduledTask;
+const taskIn = (id: string, state: TaskState, ms = 10_000) =>
+  until(
+    `task ${id} ${TaskState[state]}`,
+    () => getTask(id),
+    (t) => t.state === state,
+    ms,
+  );
+const itemIn = (id: string, state: WorkItemState, ms = 10_000) =>
+  until(
+    `work item ${id} ${WorkItemState[state]}`,
+    async () => (await s.items().getWorkItem({ workItemId: id })).workItem?.state,
+    (st) => st === state,
+    ms,
+  );
+async function failure(call: Promise<unknown>): Promise<ServiceError> {
+  try {
+    await call;
+  } catch (err) {
+    return ServiceError.from(err);
+  }
+  throw new Error("expected the call to fail");
+}
+const firstCall = (taskId: string) => s.am.callsFor(taskId)[0]?.at ?? Number.NaN;
+
+describe("dependencies", () => {
+  it("runs a diamond in dependency order and shows what each task waits for", async () => {
+    const [a, b, c, d] = await Promise.all(["a", "b", "c", "d"].map((n) => s.newItem(`diamond ${n}`)));
+    s.am.behaviour = () => ({ outcome: "SUCCEEDED", afterMs: 50 });
+    const td = await schedule(d as string, { dependsOn: [b, c] });
+    expect(td.state).toBe(TaskState.WAITING);
+    expect(td.waitReasons.map((r) => r.kind)).toEqual([WaitReason_Kind.DEPENDENCIES]);
+    expect(td.waitReasons[0]?.workItemIds).toEqual([b, c]);
+    const tb = await schedule(b as string, { dependsOn: [a] });
+    const tc = await schedule(c as string, { dependsOn: [a] });
+    const ta = await schedule(a as string);
+    for (const t of [ta, tb, tc, td]) await taskIn(t.id, TaskState.SUCCEEDED);
+    const doneAt = (id: string) => s.am.completions.find((x) => x.taskId === id)?.at ?? Number.NaN;
+    expect(firstCall(tb.id)).toBeGreaterThanOrEqual(doneAt(ta.id));
+    expect(firstCall(tc.id)).toBeGreaterThanOrEqual(doneAt(ta.id));
+    expect(firstCall(td.id)).toBeGreaterThanOrEqual(Math.max(doneAt(tb.id), doneAt(tc.id)));
+    for (const id of [a, b, c, d]) await itemIn(id as string, WorkItemState.DONE);
+  });
+
+  it("refuses a cycle and names it", async () => {
+    const [x, y, z] = await Promise.all(["x", "y", "z"].map((n) => s.newItem(`cycle ${n}`)));
+    const tx = await schedule(x as string, {
+      dependsOn: [y],
+      notBefore: timestampFromMs(Date.now() + 3_600_000),
+    });
+    const err = await failure(schedule(y as string, { dependsOn: [x] }));
+    expect(err.code).toBe(Code.FAILED_PRECONDITION);
+    const info = err.findDetail(ErrorInfoSchema);
+    expect(info?.reason).toBe("DEPENDENCY_CYCLE");
+    expect(info?.domain).toBe("codex.scheduler.v1");
+    expect(info?.metadata.cycle).toBe(`${y} -> ${x} -> ${y}`);
+    expect(err.findDetail(PreconditionFailureSchema)?.violations[0]?.type).toBe("DEPENDENCY_CYCLE");
+    const self = await failure(schedule(z as string, { dependsOn: [z] }));
+    expect(self.findDetail(ErrorInfoSchema)?.metadata.cycle).toBe(`${z} -> ${z}`);
+    const unknown = await failure(schedule(z as string, { dependsOn: [randomUUID()] }));
+    expect([unknown.code, unknown.reason]).toEqual([Code.INVALID_ARGUMENT, "UNKNOWN_DEPENDENCY"]);
+    const again = await failure(schedule(x as string));
+    expect([again.code, again.reason]).toEqual([Code.ALREADY_EXISTS, "ALREADY_SCHEDULED"]);
+    await s.sched().cancelTask({ taskId: tx.id, reason: "test done" });
+  });
+
+  it("fails dependents under FAIL_DEPENDENTS (cascading) and blocks them under BLOCK_DEPENDENTS", async () => {
+    const [a, b, c, d] = await Promise.all(["a", "b", "c", "d"].map((n) => s.newItem(`fail ${n}`)));
+    let failA = true;
+    s.am.behaviour = (req) =>
+      req.workItemId === a && failA
+        ? { outcome: "FAILED", error: "exit 1" }
+        : { outcome: "SUCCEEDED", afterMs: 10 };
+    const tb = await schedule(b as string, { dependsOn: [a] });
+    const tc = await schedule(c as string, { dependsOn: [b] });
+    const td = await schedule(d as string, {
+      dependsOn: [a],
+      dependencyFailurePolicy: DependencyFailurePolicy.BLOCK_DEPENDENTS,
+    });
+    const ta = await schedule(a as string, { retryPolicy: { maxRetries: 0 } });
+    await taskIn(ta.id, TaskState.FAILED);
+    const failedB = await taskIn(tb.id, TaskState.FAILED);
+    expect(failedB.lastError).toBe(`dependency ${a} FAILED`);
+    await taskIn(tc.id, TaskState.FAILED);
+    await itemIn(b as string, WorkItemState.FAILED);
+    await itemIn(c as string, WorkItemState.FAILED);
+    await itemIn(d as string, WorkItemState.BLOCKED);
+    const blocked = await getTask(td.id);
+    expect(blocked.state).toBe(TaskState.WAITING);
+    expect(blocked.waitReasons[0]?.detail).toContain("blocked");
+    expect(s.am.callsFor(td.id)).toHaveLength(0);
+    failA = false;
+    await s.sched().requeueTask({ taskId: ta.id, reason: "fixed" });
+    await taskIn(ta.id, TaskState.SUCCEEDED);
+    await taskIn(td.id, TaskState.SUCCEEDED);
+    await itemIn(d as string, WorkItemState.DONE);
+    expect(s.am.callsFor(tb.id)).toHaveLength(0);
+  });
+});
+
+describe("queue order and timing", () => {
+  it("dispatches by priority, then by ready time", async () => {
+    const [blocker, a, b, c] = await Promise.all(
+      ["blocker", "a", "b", "c"].map((n) => s.newItem(`order ${n}`)),
+    );
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    // The single dispatch slot stays busy with the blocker while the others queue up.
+    s.am.enqueueDelay = (req) => (req.workItemId === blocker ? gate : 0);
+    const tBlock = await schedule(blocker as string);
+    await taskIn(tBlock.id, TaskState.DISPATCHED);
+    const ta = await schedule(a as string, { priority: 0 });
+    const tb = await schedule(b as string, { priority: 5 });
+    const tc = await schedule(c as string, { priority: 0 });
+    const queued = await s.sched().listTasks({ projectId: s.projectId, states: [TaskState.READY] });
+    expect(queued.tasks.map((t) => t.id)).toEqual([tb.id, ta.id, tc.id]);
+    release();
+    for (const t of [tBlock, ta, tb, tc]) await taskIn(t.id, TaskState.SUCCEEDED);
+    const order = s.am.calls.map((x) => x.req.taskId).filter((id) => [ta.id, tb.id, tc.id].includes(id));
+    expect(order).toEqual([tb.id, ta.id, tc.id]);
+  });
+
+  it("waits for not_before before dispatching", async () => {
+    const id = await s.newItem("delayed");
+    const notBefore = Date.now() + 1_200;
+    const t = await schedule(id, { notBefore: timestampFromMs(notBefore) });
+    expect(t.state).toBe(TaskState.WAITING);
+    expect(t.waitReasons[0]?.kind).toBe(WaitReason_Kind.DELAY);
+    expect(t.waitReasons[0]?.until && timestampDate(t.waitReasons[0].until).getTime()).toBe(notBefore);
+    await taskIn(t.id, TaskState.SUCCEEDED);
+    expect(firstCall(t.id)).toBeGreaterThanOrEqual(notBefore);
+  });
+
+  it("retries failed runs with full-jitter backoff within the policy's bounds, then fails task and item", async () => {
+    const id = await s.newItem("flaky");
+    s.am.behaviour = () => ({ outcome: "FAILED", error: "step 2 exited 1" });
+    const policy = {
+      maxRetries: 2,
+      backoffBase: { seconds: 1n },
+      backoffCap: { seconds: 1n, nanos: 500_000_000 },
+    };
+    const t = await schedule(id, { retryPolicy: policy });
+    const failed = await taskIn(t.id, TaskState.FAILED, 15_000);
+    expect(failed.attempt).toBe(3);
+    expect(failed.lastError).toBe("step 2 exited 1");
+    await itemIn(id, WorkItemState.FAILED);
+    const calls = s.am.callsFor(t.id);
+    const done = s.am.completions.filter((x) => x.taskId === t.id);
+    expect(calls.map((x) => x.req.attempt)).toEqual([1, 2, 3]);
+    const ceilings = [1_000, 1_500];
+    const tolerance = 750; // event delivery and dispatch under load
+    for (const n of [1, 2]) {
+      const waited = (calls[n]?.at ?? 0) - (done[n - 1]?.at ?? 0);
+      expect(waited).toBeGreaterThanOrEqual(0);
+      expect(waited).toBeLessThanOrEqual((ceilings[n - 1] ?? 0) + tolerance);
+    }
+    const { jsm } = s.schedulers[0]!.running.host.nats;
+    const retries = (await readStream(jsm, s.subjects.streams.events))
+      .map((m) => unpackPayload(decodeEnvelope(m.data), TaskRetryScheduledSchema))
+      .filter((e) => e?.taskId === t.id);
+    expect(retries.map((e) => e?.nextAttempt)).toEqual([2, 3]);
+    retries.forEach((e, i) => {
+      const backoff = e?.backoff ? durationMs(e.backoff) : -1;
+      expect(backoff).toBeGreaterThanOrEqual(0);
+      expect(backoff).toBeLessThanOrEqual(ceilings[i] ?? 0);
+    });
+  });
+});
