@@ -13,6 +13,7 @@ import type { ServiceClient } from "../../../mesh/grpc/types.js";
 import { createPool } from "../../../mesh/postgres/pool.js";
 import { DATABASE_URL } from "../../../test/support/harness.js";
 import { type AuthStack, startAuthStack } from "../auth/test-stack.js";
+import { purgeExpiredRequestIds } from "./idempotency.js";
 
 async function failure(p: Promise<unknown>, code: Code): Promise<ServiceError> {
   const err = await p.then(
@@ -171,6 +172,28 @@ describe("API keys through the gateway's gRPC front door", () => {
       keys.createApiKey({ ...req, apiKey: { ...req.apiKey, displayName: "other" } }, await owner()),
       Code.INVALID_ARGUMENT,
     );
+  });
+
+  it("forgets request ids after 24 hours, and sweeps them", async () => {
+    const requestId = randomUUID();
+    const req = { projectId: p1, requestId, apiKey: { displayName: "aged", role: MemberRole.VIEWER } };
+    const first = await keys.createApiKey(req, await owner());
+    const pool = createPool({ url: DATABASE_URL, schema: s.gateway.schema });
+    try {
+      await pool.query(
+        "UPDATE idempotency_keys SET create_time = now() - interval '25 hours' WHERE request_id = $1",
+        [requestId],
+      );
+      await keys.revokeApiKey({ projectId: p1, apiKeyId: first.apiKey!.id }, await owner());
+      const second = await keys.createApiKey(req, await owner());
+      expect(second.apiKey?.id).not.toBe(first.apiKey?.id);
+      expect(second.secret).not.toBe("");
+      await pool.query("UPDATE idempotency_keys SET create_time = now() - interval '25 hours'");
+      expect(await purgeExpiredRequestIds(pool, new Date())).toBeGreaterThan(0);
+      expect((await pool.query("SELECT 1 FROM idempotency_keys")).rowCount).toBe(0);
+    } finally {
+      await pool.end();
+    }
   });
 
   it("revokes at once: the key is refused, and cannot be revoked twice", async () => {

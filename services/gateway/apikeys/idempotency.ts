@@ -68,3 +68,13 @@ export async function idempotent<I extends DescMessage, O extends DescMessage>(
   ]);
   return response;
 }
+
+/** Deletes request ids past their retention, in small batches (kept off the request path). */
+export async function purgeExpiredRequestIds(db: pg.Pool, now: Date, batch = 500): Promise<number> {
+  const { rowCount } = await db.query(
+    `DELETE FROM idempotency_keys WHERE ctid IN (
+       SELECT ctid FROM idempotency_keys WHERE create_time < $1 LIMIT $2)`,
+    [new Date(now.getTime() - LIMITS.requestIdRetentionMs), batch],
+  );
+  return rowCount ?? 0;
+}

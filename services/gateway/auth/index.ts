@@ -17,6 +17,7 @@ import type { Logger } from "../../../mesh/logging.js";
 import { subjectsFor } from "../../../mesh/nats/subjects.js";
 import { migrate } from "../../../mesh/postgres/migrations.js";
 import { apiKeyService } from "../apikeys/api-key-service.js";
+import { purgeExpiredRequestIds } from "../apikeys/idempotency.js";
 import { identityService } from "../apikeys/identity-service.js";
 import { ApiKeyAuth } from "../apikeys/key-auth.js";
 import { apiKeyMigrations } from "../apikeys/migrations.js";
@@ -154,6 +155,19 @@ export const createGatewaySecurity: GatewaySecurityFactory = async (host): Promi
           await migrate(pool, { schema: h.schema, migrations: gatewayMigrations });
         },
         stop: async () => {},
+      });
+      // Expired request ids are ignored on read; sweeping only keeps the table small.
+      let sweeper: NodeJS.Timeout | undefined;
+      h.addComponent("request-id-sweeper", {
+        start: async () => {
+          sweeper = setInterval(() => {
+            purgeExpiredRequestIds(pool, new Date()).catch((err: unknown) =>
+              h.logger.warn({ err }, "request id sweep failed"),
+            );
+          }, 10 * 60_000);
+          sweeper.unref();
+        },
+        stop: async () => clearInterval(sweeper),
       });
       const nats = (h as { nats?: typeof h.nats }).nats;
       if (nats) {
