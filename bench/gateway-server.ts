@@ -1,0 +1,28 @@
+/**
+ * The gateway as its own process for bench/gateway.ts, so its peak RSS is its own. Started with
+ * AGENT_MANAGER_ADDR set; prints `{"grpcPort":…,"httpPort":…}` once serving; stops on SIGTERM.
+ * Uses the test security parts (every caller admitted, no rate limit): the bench measures the
+ * forwarding path, not authentication.
+ */
+import { gatewayService } from "../services/gateway/service.js";
+import { startUpstream } from "../services/gateway/testing/harness.js";
+import { testSecurity } from "../services/gateway/testing/test-security.js";
+
+const def = gatewayService({ security: testSecurity() });
+const gateway = await startUpstream(def, {
+  env: {
+    GATEWAY_GRPC_PORT: "0",
+    GATEWAY_HTTP_PORT: "0",
+    AGENT_MANAGER_ADDR: process.env.AGENT_MANAGER_ADDR ?? "",
+    LOG_LEVEL: "error",
+  },
+});
+process.stdout.write(
+  `${JSON.stringify({ grpcPort: def.frontDoors.grpcPort, httpPort: def.frontDoors.httpPort })}\n`,
+);
+process.once("SIGTERM", () => {
+  gateway.cleanup().then(
+    () => process.exit(0),
+    () => process.exit(1),
+  );
+});
