@@ -2,19 +2,19 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { loadAuthModule } from "./service.js";
+import { gatewayMigrations } from "./auth/index.js";
+import { productionGateway } from "./service.js";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 
 describe("production wiring", () => {
-  it("refuses to start without the auth module, saying so", async () => {
-    await expect(loadAuthModule("./auth/not-there.js")).rejects.toThrow(
-      /no authenticator configured: services\/gateway\/auth\/not-there\.ts does not exist/,
+  it("plugs in the real security parts: their settings, the gateway schema and its outbox relay", async () => {
+    const def = await productionGateway();
+    expect(Object.keys(def.config ?? {})).toEqual(
+      expect.arrayContaining(["GATEWAY_GRPC_PORT", "PROJECT_ADDR", "JWT_ISSUER", "JWT_AUDIENCE"]),
     );
-  });
-
-  it("refuses an auth module that exports no security factory", async () => {
-    await expect(loadAuthModule("./config.js")).rejects.toThrow(/must export createGatewaySecurity/);
+    expect(def.migrations).toBe(gatewayMigrations);
+    expect(def).toMatchObject({ name: "gateway", redis: true, nats: true });
   });
 
   it("never imports the test-only security stand-ins outside tests", () => {

@@ -11,6 +11,7 @@
 import type { ConfigSpec } from "../../mesh/config.js";
 import type { Migration } from "../../mesh/postgres/migrations.js";
 import type { ServiceDefinition } from "../../mesh/service-host.js";
+import { authConfigSpec, createGatewaySecurity, gatewayMigrations } from "./auth/index.js";
 import { type GatewayConfigSpec, gatewayConfigSpec, upstreamAddresses } from "./config.js";
 import { GrpcProxy } from "./grpc-proxy/proxy-server.js";
 import { Pipeline } from "./pipeline/pipeline.js";
@@ -122,55 +123,20 @@ export function gatewayService(opts: GatewayOptions): GatewayDefinition {
 }
 
 // ──────────────────────────────────────────────────────────────────────────────────────────────
-// AUTH PLUG-IN POINT. Production security comes from services/gateway/auth/index.ts (the auth
-// engineer's), which exports `createGatewaySecurity: GatewaySecurityFactory` (pipeline/types.ts)
-// and, optionally, `authConfigSpec` and `gatewayMigrations`. It is loaded by name, at start-up,
-// so this file compiles and its tests run whatever state that module is in; without it the
-// gateway refuses to start — a front door without real authentication must never run. Once the
-// module is committed, this may become a static `import … from "./auth/index.js"`.
+// AUTH PLUG-IN POINT. Production security is services/gateway/auth/index.ts: the security parts
+// (createGatewaySecurity, see pipeline/types.ts), their settings and the gateway schema's
+// migrations. Tests build the gateway with gatewayService() and their own stand-ins instead.
 // ──────────────────────────────────────────────────────────────────────────────────────────────
-const AUTH_MODULE = "./auth/index.js";
-
-/** What the gateway needs from the auth module. */
-export interface AuthModule {
-  readonly createGatewaySecurity: GatewaySecurityFactory;
-  readonly authConfigSpec?: ConfigSpec;
-  readonly gatewayMigrations?: Migration[];
-}
-
-/** Loads the auth module, or fails with a message saying what is missing. */
-export async function loadAuthModule(specifier = AUTH_MODULE): Promise<AuthModule> {
-  let mod: Partial<AuthModule>;
-  try {
-    mod = (await import(specifier)) as Partial<AuthModule>;
-  } catch (err) {
-    if (
-      (err as { code?: unknown }).code === "ERR_MODULE_NOT_FOUND" &&
-      String(err).includes(specifier.slice(2, -3))
-    ) {
-      throw new Error(
-        `no authenticator configured: services/gateway/${specifier.slice(2, -3)}.ts does not exist; ` +
-          "the gateway refuses to start without real authentication",
-      );
-    }
-    throw err;
-  }
-  if (typeof mod.createGatewaySecurity !== "function") {
-    throw new Error(`services/gateway/${specifier.slice(2, -3)}.ts must export createGatewaySecurity(host)`);
-  }
-  return mod as AuthModule;
-}
 
 /**
  * The gateway as deployed: real authentication, API keys (its Postgres schema, events through
- * its outbox and NATS) and rate limits (Redis).
+ * its outbox and NATS) and rate limits (Redis). Async so that wiring may later need I/O.
  */
-export async function productionGateway(specifier = AUTH_MODULE): Promise<GatewayDefinition> {
-  const auth = await loadAuthModule(specifier);
+export async function productionGateway(): Promise<GatewayDefinition> {
   return gatewayService({
-    security: auth.createGatewaySecurity,
-    ...(auth.authConfigSpec ? { config: auth.authConfigSpec } : {}),
-    ...(auth.gatewayMigrations ? { migrations: auth.gatewayMigrations } : {}),
+    security: createGatewaySecurity,
+    config: authConfigSpec,
+    migrations: gatewayMigrations,
     nats: true,
   });
 }
