@@ -1,8 +1,10 @@
 /**
  * What the gateway costs. One upstream (AgentManagerService.GetRun, in this process) is called
- * at a fixed 1,000 requests/s for a few seconds, open loop (latency counted from when each call
- * was due, so a stall is not hidden by the client waiting): directly, through the gRPC front
- * door, and through the REST front door. The gateway runs as its own process, so its peak RSS
+ * directly, through the gRPC front door and through the REST front door: first one call at a
+ * time (the latency the gateway adds when nothing queues), then at a fixed 1,000 requests/s for a
+ * few seconds, open loop (latency counted from when each call was due, so a stall is not hidden
+ * by the client waiting; `achieved` below the rate means the machine could not keep up and the
+ * latencies are mostly queueing). The gateway runs as its own process, so its peak RSS
  * (VmHWM) is its own. Prints figures and ratios; nothing is asserted — figures only compare
  * within one run on one machine (2 cores here, shared by client, gateway and upstream).
  */
@@ -18,6 +20,7 @@ import { bearer } from "../services/gateway/testing/test-security.js";
 
 const RATE = Number(process.env.BENCH_RATE ?? 1_000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const SERIAL_CALLS = 500;
 const AUTH = bearer("bench");
 
 type Call = () => Promise<unknown>;
@@ -30,6 +33,7 @@ async function openLoop(
   const total = RATE * seconds;
   const latencies: number[] = [];
   let errors = 0;
+  let firstError: unknown;
   const start = performance.now();
   const pending: Promise<void>[] = [];
   let sent = 0;
@@ -41,13 +45,17 @@ async function openLoop(
       pending.push(
         call().then(
           () => void latencies.push(performance.now() - dueAt),
-          () => void errors++,
+          (err: unknown) => {
+            errors++;
+            firstError ??= err;
+          },
         ),
       );
     }
     await new Promise((r) => setTimeout(r, 1));
   }
   await Promise.all(pending);
+  if (firstError !== undefined) console.log(`  first error: ${String(firstError).slice(0, 160)}`);
   // Below RATE when the machine cannot keep up: then latencies are mostly queueing.
   const achievedRps = (latencies.length * 1000) / (performance.now() - start);
   return { latencies, errors, achievedRps };
@@ -65,15 +73,30 @@ interface Figures {
   achievedRps: number;
 }
 
-async function measure(name: string, call: Call): Promise<Figures> {
+/** One call at a time: the latency a call adds when nothing queues (meaningful on a busy machine). */
+async function serial(call: Call, n: number): Promise<{ p50: number; p99: number }> {
+  const latencies: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await call();
+    latencies.push(performance.now() - t);
+  }
+  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+}
+
+async function measure(
+  name: string,
+  call: Call,
+): Promise<Figures & { serialP50: number; serialP99: number }> {
   await openLoop(call, 1); // warm-up: connections, JIT
+  const s = await serial(call, SERIAL_CALLS);
   const { latencies, errors, achievedRps } = await openLoop(call, SECONDS);
   const r = { p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors, achievedRps };
   console.log(
-    `${name.padEnd(14)} p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  ` +
-      `achieved ${r.achievedRps.toFixed(0)}/s  errors ${errors}`,
+    `${name.padEnd(14)} serial p50 ${s.p50.toFixed(2)} ms p99 ${s.p99.toFixed(2)} ms | ` +
+      `at ${RATE}/s p50 ${r.p50.toFixed(2)} ms p99 ${r.p99.toFixed(2)} ms, achieved ${r.achievedRps.toFixed(0)}/s, errors ${errors}`,
   );
-  return r;
+  return { ...r, serialP50: s.p50, serialP99: s.p99 };
 }
 
 function startGatewayProcess(
@@ -117,6 +140,12 @@ export async function runGatewayBench(): Promise<Record<string, number | string>
       if (res.status !== 200) throw new Error(`status ${res.status}`);
     });
     const figures = {
+      serial_direct_p50_ms: round(d.serialP50),
+      serial_gateway_grpc_p50_ms: round(g.serialP50),
+      serial_gateway_rest_p50_ms: round(r.serialP50),
+      serial_added_grpc_p50_ms: round(g.serialP50 - d.serialP50),
+      serial_added_grpc_p99_ms: round(g.serialP99 - d.serialP99),
+      serial_rest_vs_grpc_p50_ratio: round(r.serialP50 / g.serialP50),
       rate_rps: RATE,
       seconds: SECONDS,
       direct_p50_ms: round(d.p50),
