@@ -10,7 +10,7 @@ import { basename, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { SERVICE_PORTS } from "../../scripts/start.js";
-import { istioProblems } from "./istio-rules.js";
+import { durationMs, istioProblems } from "./istio-rules.js";
 import { protoServices } from "./protos.js";
 import { kustomize, lintYaml, type Manifest, repoRoot, yamlFiles } from "./render.js";
 import { bytes, GRPC, routeFor } from "./routing.js";
@@ -280,8 +280,8 @@ describe("mesh", () => {
           // A route timeout would cut a healthy stream; Istio refuses 0s, so none may be set.
           expect([r.timeout, r.retries.perTryTimeout], `${at} is a stream`).toEqual([undefined, undefined]);
         } else {
-          expect(r.timeout, at).toBeDefined();
-          expect(r.retries.perTryTimeout, at).toBeDefined();
+          expect(durationMs(r.timeout), at).toBeGreaterThan(0);
+          expect(durationMs(r.retries.perTryTimeout), at).toBeLessThanOrEqual(durationMs(r.timeout)!);
           expect(r.retries.retryOn.split(","), at).toEqual(
             expect.arrayContaining(["unavailable", "cancelled"]),
           );
