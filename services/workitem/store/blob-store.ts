@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { JetStreamManager } from "@nats-io/jetstream";
-import { type ObjectStore, Objm, StorageType } from "@nats-io/obj";
+import { type ObjectStore, Objm, StorageType, setSha256Backend } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 
 /** What a finished temporary write measured. */
@@ -8,6 +8,29 @@ export interface WrittenBlob {
   tempName: string;
   sha256: string;
   size: number;
+}
+
+/**
+ * The next item of `it`, or a rejection as soon as `signal` aborts (a client that went away
+ * may never send another message). Not `Promise.race` with one long-lived abort promise:
+ * every race would leave a reaction on it that keeps its settled value — each chunk — alive.
+ */
+function nextOrAbort<T>(it: AsyncIterator<T>, signal: AbortSignal): Promise<IteratorResult<T>> {
+  if (signal.aborted) return Promise.reject(signal.reason ?? new Error("aborted"));
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason ?? new Error("aborted"));
+    signal.addEventListener("abort", onAbort, { once: true });
+    it.next().then(
+      (result) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(result);
+      },
+      (err: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err);
+      },
+    );
+  });
 }
 
 /** Thrown when the content grows past the size the caller allowed; nothing is kept. */
@@ -38,6 +61,9 @@ export class BlobStore {
   ) {}
 
   static async open(nc: NatsConnection, jsm: JetStreamManager, bucket: string, chunkBytes: number) {
+    // The Object Store hashes every chunk too; Node's native SHA-256 is many times faster than
+    // the portable default. Process-wide, and harmless to set again.
+    setSha256Backend("native");
     const os = await new Objm(nc).create(bucket, { storage: StorageType.File });
     return new BlobStore(os, jsm, bucket, chunkBytes);
   }
@@ -60,18 +86,12 @@ export class BlobStore {
     const hash = createHash("sha256");
     let size = 0;
     const it = source[Symbol.asyncIterator]();
-    const aborted = new Promise<never>((_, reject) => {
-      const fail = () => reject(signal.reason ?? new Error("aborted"));
-      if (signal.aborted) fail();
-      else signal.addEventListener("abort", fail, { once: true });
-    });
-    aborted.catch(() => {});
     // Pull-based with no read-ahead: the next gRPC message is asked for only when the Object
     // Store has stored the previous chunk, so at most a chunk or two is ever in memory.
     const stream = new ReadableStream<Uint8Array>(
       {
         async pull(controller) {
-          const next = await Promise.race([it.next(), aborted]);
+          const next = await nextOrAbort(it, signal);
           if (next.done) {
             controller.close();
             return;
