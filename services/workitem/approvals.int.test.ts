@@ -1,3 +1,4 @@
+import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   ApprovalDecisionRecordedSchema,
@@ -29,14 +30,14 @@ async function riskyItem(title = "deploy web"): Promise<{ id: string; requestId:
 }
 
 /** Payloads of one event type about one request, read once the outbox has drained. */
-async function eventsAbout<T extends { approvalRequestId: string }>(
-  schema: Parameters<typeof unpackPayload>[1],
-  requestId: string,
-) {
+async function eventsAbout<D extends DescMessage>(schema: D, requestId: string): Promise<MessageShape<D>[]> {
   await kit.settled();
   return (await kit.events())
-    .map((e) => unpackPayload(e.envelope, schema as never) as T | undefined)
-    .filter((p): p is T => p?.approvalRequestId === requestId);
+    .map((e) => unpackPayload(e.envelope, schema))
+    .filter(
+      (p): p is MessageShape<D> =>
+        (p as { approvalRequestId?: string } | undefined)?.approvalRequestId === requestId,
+    );
 }
 
 describe("approvals", () => {
@@ -140,10 +141,7 @@ describe("approvals", () => {
     expect((await kit.as("alice").getWorkItem({ workItemId: id })).workItem?.approvalStatus).toBe(
       ApprovalStatus.REJECTED,
     );
-    const [event] = await eventsAbout<{ approvalRequestId: string; rejectedBy: string; reason: string }>(
-      ApprovalRejectedSchema,
-      requestId,
-    );
+    const [event] = await eventsAbout(ApprovalRejectedSchema, requestId);
     expect([event?.rejectedBy, event?.reason]).toEqual(["bob", "window closed"]);
 
     const tooLoose = await failure(
