@@ -55,7 +55,12 @@ export interface Stack {
     env?: Record<string, string>,
   ): Promise<TestService<SchedulerConfigSpec>>;
   /** Creates an APPROVED (not risky) work item, or a risky one (PROPOSED) with `risky`. */
-  newItem(title: string, opts?: { risky?: boolean; reviewRequired?: boolean }): Promise<string>;
+  newItem(
+    title: string,
+    opts?: { risky?: boolean; reviewRequired?: boolean; projectId?: string },
+  ): Promise<string>;
+  /** Creates another project (owned by alice) with the given quota. */
+  newProject(quota: { maxConcurrentRuns?: number; runsPerDay?: number }): Promise<string>;
   cleanup(): Promise<void>;
 }
 
@@ -163,8 +168,8 @@ export async function startStack(
     projects: (who = people.service) => clientOf(project.client(ProjectService, who)),
     addScheduler,
     async newItem(title, o = {}) {
-      const { workItem } = await stack.items().createWorkItem({
-        projectId,
+      const { workItem } = await stack.items(o.projectId ? people.service : people.alice).createWorkItem({
+        projectId: o.projectId ?? projectId,
         workItem: {
           title,
           kind: o.risky ? WorkItemKind.DEPLOY : WorkItemKind.BUILD,
@@ -173,6 +178,16 @@ export async function startStack(
         },
       });
       return workItem?.id ?? "";
+    },
+    async newProject(quota) {
+      const { project: p } = await project
+        .client(ProjectService, owner)
+        .createProject({ project: { name: `${prefix.replaceAll("_", "-")}-${randomUUID().slice(0, 8)}` } });
+      const id = p?.id ?? "";
+      await stack
+        .projects()
+        .setQuota({ projectId: id, quota: { runsPerDay: 0, maxConcurrentRuns: 0, ...quota } });
+      return id;
     },
     async cleanup() {
       for (const c of clients) c.close();

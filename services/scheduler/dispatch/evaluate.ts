@@ -58,23 +58,26 @@ export async function evaluateTasks(
       WHERE id = ANY($1::uuid[])`,
     [ready.map((t) => t.id), now],
   );
-  for (const t of ready) {
-    tx.changes.ready.push({ id: t.id, priority: t.priority, readyTime: now });
-    await stage(tx.client, core.subjects, cause, {
-      schema: TaskReadySchema,
-      payload: create(TaskReadySchema, {
-        taskId: t.id,
-        workItemId: t.workItemId,
-        priority: t.priority,
-        nextAttempt: t.attempt + 1,
-      }),
-      aggregateType: "task",
-      aggregateId: t.id,
-      projectId: t.projectId,
-      version: t.version + 1n,
-    });
-  }
+  for (const t of ready) await stageReady(core, tx, t, now, cause);
   return ready.map((t) => t.id);
+}
+
+/** Announces a task that became READY and queues it for the Redis index after commit. */
+export async function stageReady(core: Core, tx: Tx, t: TaskRow, now: Date, cause: Cause): Promise<void> {
+  tx.changes.ready.push({ id: t.id, priority: t.priority, readyTime: now });
+  await stage(tx.client, core.subjects, cause, {
+    schema: TaskReadySchema,
+    payload: create(TaskReadySchema, {
+      taskId: t.id,
+      workItemId: t.workItemId,
+      priority: t.priority,
+      nextAttempt: t.attempt + 1,
+    }),
+    aggregateType: "task",
+    aggregateId: t.id,
+    projectId: t.projectId,
+    version: t.version + 1n,
+  });
 }
 
 /**

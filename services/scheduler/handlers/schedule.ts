@@ -3,11 +3,12 @@ import { create } from "@bufbuild/protobuf";
 import { TaskScheduledSchema } from "../../../gen/codex/events/v1/scheduler_events_pb.js";
 import { type WorkItem, WorkItemState } from "../../../gen/codex/workitem/v1/work_item_pb.js";
 import { Code, ServiceError } from "../../../mesh/errors.js";
-import { asScheduler, type Core, transact } from "../core.js";
+import { asScheduler, type Core, type Tx, transact } from "../core.js";
 import { block, failForDependency, recordOutcome } from "../dispatch/dependencies.js";
 import { needsApproval } from "../dispatch/dispatch-one.js";
-import { evaluateTasks } from "../dispatch/evaluate.js";
+import { factsOf, stageReady } from "../dispatch/evaluate.js";
 import { findCycle } from "../domain/dag.js";
+import { waitReasons, wakeTime } from "../domain/readiness.js";
 import type { ScheduleSpec } from "../domain/schedule-spec.js";
 import {
   alreadyScheduled,
@@ -22,7 +23,7 @@ import { enqueueEffects } from "../store/effects.js";
 import { findRequest, requestHash, saveRequest } from "../store/idempotency.js";
 import { getTask, insertTask, liveEdges, liveTaskOf, type Outcome, type TaskRow } from "../store/tasks.js";
 import { authorize } from "./authz.js";
-import { taskMessages } from "./task-message.js";
+import { taskMessage } from "./task-message.js";
 
 export interface ScheduleRequest {
   workItemId: string;
@@ -65,44 +66,56 @@ export async function scheduleWorkItem(core: Core, req: ScheduleRequest): Promis
     );
   }
   const deps = await checkDependencies(core, wi, req.spec.dependsOn);
+  const hasDeps = req.spec.dependsOn.length > 0;
   const task = await transact(core, async (tx) => {
-    await tx.client.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`schedule:${wi.projectId}`]);
+    // Only a task with dependencies can close a cycle; those are checked one at a time per project.
+    if (hasDeps)
+      await tx.client.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`schedule:${wi.projectId}`]);
     const again = await findRequest(tx.client, METHOD, req.requestId, hash);
     if (again) return again.same ? again.resultId : Promise.reject(idempotencyKeyReused(req.requestId));
     const live = await liveTaskOf(tx.client, wi.id);
     if (live) throw alreadyScheduled(wi.id, live.id);
-    const edges = await liveEdges(tx.client, wi.projectId);
-    const cycle = findCycle(wi.id, req.spec.dependsOn, (id) => edges.get(id) ?? []);
-    if (cycle) throw dependencyCycle(wi.id, cycle);
-    for (const d of deps) {
-      await tx.client.query(
-        `INSERT INTO work_item_outcomes (work_item_id, project_id, outcome, version) VALUES ($1, $2, $3, 0)
-         ON CONFLICT (work_item_id) DO NOTHING`,
-        [d.id, wi.projectId, d.outcome],
-      );
+    const outcomes = hasDeps ? await lockDependencies(tx, wi, deps) : new Map<string, Outcome>();
+    if (hasDeps) {
+      const edges = await liveEdges(tx.client, wi.projectId);
+      const cycle = findCycle(wi.id, req.spec.dependsOn, (id) => edges.get(id) ?? []);
+      if (cycle) throw dependencyCycle(wi.id, cycle);
     }
     const now = new Date();
     const row = newTaskRow(req, wi, now);
+    const depends = req.spec.dependsOn.map((id) => ({
+      workItemId: id,
+      outcome: outcomes.get(id) ?? ("" as Outcome),
+    }));
+    const reasons = waitReasons(factsOf(row, depends), now);
+    if (reasons.length === 0) Object.assign(row, { state: "READY", readyTime: now });
     await insertTask(tx.client, row, req.spec.dependsOn);
     await saveRequest(tx.client, METHOD, req.requestId, hash, row.id);
-    const [message] = await taskMessages(tx.client, [row]);
     await stage(tx.client, core.subjects, req.cause, {
       schema: TaskScheduledSchema,
-      payload: create(TaskScheduledSchema, { task: message }),
+      payload: create(TaskScheduledSchema, { task: taskMessage(row, depends, now) }),
       aggregateType: "task",
       aggregateId: row.id,
       projectId: row.projectId,
       version: 1n,
     });
+    if (row.state === "READY") await stageReady(core, tx, { ...row, version: 0n }, now, req.cause);
+    const wake = wakeTime(reasons);
+    if (wake) tx.changes.delayed.push({ id: row.id, wakeAt: wake });
     if (!row.approvalPending) {
       await enqueueEffects(tx.client, row, [
         { kind: "transition", to: "QUEUED", reason: `scheduled as task ${row.id}` },
       ]);
       tx.effects = true;
     }
-    await recordOutcome(core, tx, { workItemId: wi.id, projectId: wi.projectId, outcome: "" }, req.cause);
-    await applyFailedDependencies(core, tx, row, req.cause);
-    await evaluateTasks(core, tx, [row.id], req.cause);
+    // The item is live again: forget an earlier failure of it (its dependents may wait for it).
+    await tx.client.query(
+      `INSERT INTO work_item_outcomes AS o (work_item_id, project_id) VALUES ($1, $2)
+       ON CONFLICT (work_item_id) DO UPDATE SET outcome = '', update_time = now() WHERE o.outcome <> ''`,
+      [wi.id, wi.projectId],
+    );
+    const failed = depends.find((d) => d.outcome === "FAILED" || d.outcome === "CANCELLED");
+    if (failed) await applyFailedDependency(core, tx, row, failed, req.cause);
     return row.id;
   });
   return (await getTask(core.pool, task)) as TaskRow;
@@ -193,24 +206,37 @@ async function checkDependencies(core: Core, wi: WorkItem, ids: readonly string[
   );
 }
 
+/**
+ * Records what is known of each dependency and locks those rows (FOR SHARE) until commit, so a
+ * dependency finishing concurrently either is seen here or, blocked on the lock, sees this task
+ * among its dependents afterwards: no wake-up is lost.
+ */
+async function lockDependencies(tx: Tx, wi: WorkItem, deps: readonly { id: string; outcome: Outcome }[]) {
+  await tx.client.query(
+    `INSERT INTO work_item_outcomes (work_item_id, project_id, outcome)
+     SELECT id, $1, outcome FROM unnest($2::text[], $3::text[]) AS x(id, outcome)
+     ON CONFLICT (work_item_id) DO NOTHING`,
+    [wi.projectId, deps.map((d) => d.id), deps.map((d) => d.outcome)],
+  );
+  const { rows } = await tx.client.query<{ work_item_id: string; outcome: Outcome }>(
+    "SELECT work_item_id, outcome FROM work_item_outcomes WHERE work_item_id = ANY($1) ORDER BY work_item_id FOR SHARE",
+    [deps.map((d) => d.id)],
+  );
+  return new Map(rows.map((r) => [r.work_item_id, r.outcome]));
+}
+
 /** A dependency that already failed applies the task's policy at once. */
-async function applyFailedDependencies(
+async function applyFailedDependency(
   core: Core,
-  tx: Parameters<typeof evaluateTasks>[1],
+  tx: Tx,
   t: TaskRow,
+  failed: { workItemId: string; outcome: Outcome },
   cause: Cause,
 ) {
-  const { rows } = await tx.client.query<{ depends_on: string; outcome: Outcome }>(
-    `SELECT d.depends_on, o.outcome FROM task_dependencies d JOIN work_item_outcomes o ON o.work_item_id = d.depends_on
-      WHERE d.task_id = $1 AND o.outcome IN ('FAILED', 'CANCELLED') ORDER BY d.position LIMIT 1`,
-    [t.id],
-  );
-  const failed = rows[0];
-  if (!failed) return;
-  const detail = `dependency ${failed.depends_on} ${failed.outcome}`;
+  const detail = `dependency ${failed.workItemId} ${failed.outcome}`;
   if (t.dependencyFailurePolicy === "BLOCK_DEPENDENTS")
-    return block(core, tx, t, failed.depends_on, detail, cause);
-  await failForDependency(core, tx, t, failed.depends_on, detail, cause);
+    return block(core, tx, t, failed.workItemId, detail, cause);
+  await failForDependency(core, tx, t, failed.workItemId, detail, cause);
   await recordOutcome(
     core,
     tx,

@@ -129,8 +129,8 @@ export async function insertTask(db: Db, t: TaskRow, dependsOn: readonly string[
   await db.query(
     `INSERT INTO tasks (id, work_item_id, project_id, state, priority, not_before, max_retries, backoff_base_ms,
        backoff_cap_ms, jitter, dependency_failure_policy, agent_selector, approval_pending, review_required,
-       initial_reservation_key, scheduled_by, create_time, update_time)
-     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$17)`,
+       initial_reservation_key, scheduled_by, create_time, update_time, ready_time)
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$17,$18)`,
     [
       t.id,
       t.workItemId,
@@ -149,6 +149,7 @@ export async function insertTask(db: Db, t: TaskRow, dependsOn: readonly string[
       t.initialReservationKey,
       t.scheduledBy,
       t.createTime,
+      t.readyTime,
     ],
   );
   if (dependsOn.length > 0) {
