@@ -7,6 +7,7 @@ import { Events } from "./events.js";
 import { approvalHandlers } from "./handlers/approvals.js";
 import { artifactHandlers } from "./handlers/artifacts.js";
 import { lifecycleHandlers } from "./handlers/lifecycle.js";
+import { listWorkItemsHandler } from "./handlers/list-work-items.js";
 import { policyHandlers } from "./handlers/policies.js";
 import { recipeHandlers } from "./handlers/recipes.js";
 import { workItemHandlers } from "./handlers/work-items.js";
@@ -58,6 +59,7 @@ export const workitemService: ServiceDefinition<WorkitemConfigSpec> = {
     host.addComponent("sweeper", { start: async () => sweeper.start(), stop: () => sweeper.stop() });
     host.server.add(WorkItemService, {
       ...workItemHandlers(deps),
+      ...listWorkItemsHandler(deps),
       ...lifecycleHandlers(deps),
       ...recipeHandlers(deps),
       ...approvalHandlers(deps),

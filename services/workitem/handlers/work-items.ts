@@ -5,24 +5,20 @@ import {
   WorkItemUpdatedSchema,
 } from "../../../gen/codex/events/v1/workitem_events_pb.js";
 import {
-  ApprovalStatus,
   CreateWorkItemRequestSchema,
   CreateWorkItemResponseSchema,
   GetWorkItemResponseSchema,
-  ListWorkItemsResponseSchema,
   UpdateWorkItemRequestSchema,
   UpdateWorkItemResponseSchema,
   WorkItemKind,
-  WorkItemState,
 } from "../../../gen/codex/workitem/v1/work_item_pb.js";
 import type { WorkItemService } from "../../../gen/codex/workitem/v1/workitem_service_pb.js";
 import type { ServiceImpl } from "../../../mesh/grpc/types.js";
 import type { Deps } from "../app/deps.js";
 import { openApproval, reassess } from "../app/gate.js";
 import { mutate } from "../app/mutation.js";
-import { actorId, authorize, callerOf, readableProjects } from "../authz.js";
+import { actorId, authorize, callerOf } from "../authz.js";
 import { enumName, workItemToProto } from "../convert.js";
-import { decodePageToken, encodePageToken, filterFingerprint, pageSize } from "../domain/page-token.js";
 import { assessRisk } from "../domain/risk.js";
 import {
   checkDescription,
@@ -30,11 +26,10 @@ import {
   checkLabels,
   checkTitle,
   PROJECT_ID,
-  parseLabelSelector,
 } from "../domain/work-item-fields.js";
 import { Violations, wrongState } from "../errors.js";
 import { getRiskRules, lockProjectShared } from "../store/policies.js";
-import { insertWorkItem, listWorkItems, saveWorkItem, type WorkItemRow } from "../store/work-items.js";
+import { insertWorkItem, saveWorkItem, type WorkItemRow } from "../store/work-items.js";
 import { itemFor, itemForChange, requireId } from "./access.js";
 
 type Impl = ServiceImpl<typeof WorkItemService>;
@@ -42,10 +37,10 @@ type Impl = ServiceImpl<typeof WorkItemService>;
 const EDITABLE = ["title", "description", "labels", "environment", "kind", "review_required"] as const;
 type Editable = (typeof EDITABLE)[number];
 
-/** Create, read, list and edit work items. */
+/** Create, read and edit work items. */
 export function workItemHandlers(
   deps: Deps,
-): Pick<Impl, "createWorkItem" | "getWorkItem" | "listWorkItems" | "updateWorkItem"> {
+): Pick<Impl, "createWorkItem" | "getWorkItem" | "updateWorkItem"> {
   return {
     async createWorkItem(req, ctx) {
       const caller = callerOf(ctx);
@@ -137,58 +132,6 @@ export function workItemHandlers(
       const caller = callerOf(ctx);
       const item = await itemFor(deps.pool, caller, requireId(req.workItemId, "work_item_id"), "read");
       return create(GetWorkItemResponseSchema, { workItem: workItemToProto(item) });
-    },
-
-    async listWorkItems(req, ctx) {
-      const caller = callerOf(ctx);
-      const v = new Violations();
-      if (req.projectId !== "" && !PROJECT_ID.test(req.projectId))
-        v.add("project_id", "must be a project id");
-      const states = names(WorkItemState, req.states, "states", v);
-      const kinds = names(WorkItemKind, req.kinds, "kinds", v);
-      const approvalStatuses = names(ApprovalStatus, req.approvalStatuses, "approval_statuses", v);
-      const selector = parseLabelSelector(req.labelSelector);
-      for (const p of selector.problems) v.add(p.field, p.description);
-      for (const p of checkEnvironment(req.environment, "environment")) v.add(p.field, p.description);
-      const filters = {
-        p: req.projectId,
-        s: [...states].sort(),
-        k: [...kinds].sort(),
-        l: [...req.labelSelector].sort(),
-        e: req.environment,
-        a: [...approvalStatuses].sort(),
-      };
-      const token = decodePageToken(req.pageToken, filterFingerprint(filters), 2);
-      if (!token.ok) v.add("page_token", token.problem);
-      v.throwIfAny();
-      let projectIds: string[] | undefined;
-      if (req.projectId !== "") {
-        authorize(caller, req.projectId, "read", { type: "project", name: req.projectId });
-        projectIds = [req.projectId];
-      } else {
-        projectIds = readableProjects(caller);
-      }
-      const limit = pageSize(req.pageSize, 50, 500);
-      const cursor = token.ok ? token.cursor : undefined;
-      const rows = await listWorkItems(deps.pool, {
-        projectIds,
-        states,
-        kinds,
-        labels: selector.requirements,
-        environment: req.environment,
-        approvalStatuses,
-        ...(cursor ? { after: { createTime: new Date(Number(cursor[0])), id: String(cursor[1]) } } : {}),
-        limit: limit + 1,
-      });
-      const page = rows.slice(0, limit);
-      const last = page.at(-1);
-      return create(ListWorkItemsResponseSchema, {
-        workItems: page.map(workItemToProto),
-        nextPageToken:
-          rows.length > limit && last
-            ? encodePageToken([last.createTime.getTime(), last.id], filterFingerprint(filters))
-            : "",
-      });
     },
 
     async updateWorkItem(req, ctx) {
@@ -293,20 +236,4 @@ function differs(field: Editable, a: WorkItemRow, b: WorkItemRow): boolean {
     case "review_required":
       return a.reviewRequired !== b.reviewRequired;
   }
-}
-
-/** Enum filter values as names; UNSPECIFIED or unknown numbers are refused. */
-function names<E extends Record<string, string | number>>(
-  e: E,
-  values: number[],
-  field: string,
-  v: Violations,
-) {
-  const out: string[] = [];
-  values.forEach((value, i) => {
-    const name = enumName(e, value);
-    if (name) out.push(name);
-    else v.add(`${field}[${i}]`, "must be a known, specified value");
-  });
-  return out;
 }
