@@ -5,12 +5,15 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 
-/** One name everywhere: folder, process, schema; the port is its gRPC port. */
+/**
+ * One name everywhere: folder, process, schema; the port is its gRPC port. The gateway's own
+ * services (API keys, identity) listen on 50049; its front doors on 50050 (gRPC) and 8080 (REST).
+ */
 export const SERVICE_PORTS: Record<string, number> = {
-  gateway: 50050,
+  gateway: 50049,
   project: 50051,
   workitem: 50052,
   scheduler: 50053,
@@ -29,10 +32,31 @@ export function addressEnv(host = "127.0.0.1"): Record<string, string> {
   );
 }
 
-const root = fileURLToPath(new URL("..", import.meta.url));
+const root = fileURLToPath(new URL("..", import.meta.url)).replace(/\/dist\/$/, "/");
+
+/**
+ * Local development secrets, generated once into .codex-dev/ (git-ignored) so encrypted data
+ * stays readable across restarts. Production takes every one of these from its secret store.
+ */
+export function devSecrets(dir = `${root}.codex-dev`): Record<string, string> {
+  const file = `${dir}/secrets.json`;
+  if (existsSync(file)) return JSON.parse(readFileSync(file, "utf8")) as Record<string, string>;
+  const secrets = {
+    MESH_SECRET: randomBytes(32).toString("base64url"),
+    NOTIFICATION_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
+    AGENT_MANAGER_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
+    JWT_HS256_SECRET: randomBytes(32).toString("base64url"),
+  };
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+  return secrets;
+}
+
+/** Development JWT settings: HS256 tokens minted by `scripts/dev-token.ts`. */
+export const DEV_JWT = { JWT_ISSUER: "codex-dev", JWT_AUDIENCE: "codex", JWT_ALGORITHMS: "HS256" };
 
 function main(): void {
-  const secret = process.env.MESH_SECRET ?? randomBytes(32).toString("base64url");
+  const secrets = devSecrets();
   const names = Object.keys(SERVICE_PORTS).filter((n) => existsSync(`${root}/dist/services/${n}/main.js`));
   if (names.length === 0) {
     console.error("no built service found: run `npm run build` first (make up does)");
@@ -44,9 +68,10 @@ function main(): void {
     const child = spawn(process.execPath, [`${root}/dist/services/${name}/main.js`], {
       stdio: "inherit",
       env: {
+        ...secrets,
+        ...DEV_JWT,
         ...process.env,
         ...addressEnv(),
-        MESH_SECRET: secret,
         PORT: String(SERVICE_PORTS[name]),
         METRICS_PORT: String(9460 + i),
       },
@@ -62,6 +87,11 @@ function main(): void {
     });
   });
   console.log(`started ${names.join(", ")}; gRPC ports ${names.map((n) => SERVICE_PORTS[n]).join(", ")}`);
+  if (names.includes("gateway")) {
+    console.log(
+      "front door: gRPC 127.0.0.1:50050, REST http://127.0.0.1:8080 — token: npx tsx scripts/dev-token.ts <user>",
+    );
+  }
   const stopAll = () => {
     stopping = true;
     for (const child of children.values()) child.kill("SIGTERM");
