@@ -209,11 +209,12 @@ export function approvalHandlers(
       let projectId = req.projectId;
       if (req.workItemId !== "") {
         const item = await itemFor(deps.pool, caller, requireId(req.workItemId, "work_item_id"), "read");
+        // Filters combine with AND: an item of another project matches nothing.
         if (projectId !== "" && projectId !== item.projectId)
-          projectId = "\u0000"; // no match, like any other filter
-        else projectId = item.projectId;
+          return create(ListApprovalRequestsResponseSchema);
+        projectId = item.projectId;
       }
-      if (projectId !== "\u0000") authorize(caller, projectId, "read", { type: "project", name: projectId });
+      authorize(caller, projectId, "read", { type: "project", name: projectId });
       const limit = pageSize(req.pageSize, 50, 500);
       const cursor = token.ok ? token.cursor : undefined;
       const rows = await listApprovals(deps.pool, {

@@ -16,7 +16,7 @@ import { checkHeader, readHeader, receiveContent } from "../app/upload.js";
 import { actorId, authorize, callerOf, readableProjects } from "../authz.js";
 import { artifactToProto } from "../convert.js";
 import { decodePageToken, encodePageToken, filterFingerprint, pageSize } from "../domain/page-token.js";
-import { alreadyExists, notFound, outOfRange, Violations, wrongState } from "../errors.js";
+import { alreadyExists, invalidArgument, notFound, outOfRange, Violations, wrongState } from "../errors.js";
 import {
   type ArtifactRow,
   findArtifact,
@@ -54,6 +54,13 @@ export function artifactHandlers(
       if (existing) {
         if (existing.sha256 !== h.expectedSha256)
           throw alreadyExists("artifact", h.name, "exists with other content");
+        if (BigInt(existing.sizeBytes) !== h.expectedSize) {
+          throw invalidArgument(
+            "expected_size does not match the stored content with this sha256",
+            [{ field: "header.expected_size", description: `the content is ${existing.sizeBytes} bytes` }],
+            "SIZE_MISMATCH",
+          );
+        }
         await it.return?.();
         return create(UploadArtifactResponseSchema, { artifact: artifactToProto(existing) });
       }
