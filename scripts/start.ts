@@ -53,7 +53,7 @@ export function devSecrets(dir = `${root}.codex-dev`): Record<string, string> {
 }
 
 /** Development JWT settings: HS256 tokens minted by `scripts/dev-token.ts`. */
-export const DEV_JWT = { JWT_ISSUER: "codex-dev", JWT_AUDIENCE: "codex", JWT_ALGORITHMS: "HS256" };
+export const DEV_JWT = { JWT_ISSUER: "codex-dev", JWT_AUDIENCE: "codex" };
 
 function main(): void {
   const secrets = devSecrets();
