@@ -104,7 +104,7 @@ async function execute(core: Core, row: EffectRow): Promise<Result> {
         error: `${Code[se.code]}: ${se.message}`,
       };
     }
-    const level = "warn" as const;
+    const level = se.code === Code.FAILED_PRECONDITION || se.code === Code.NOT_FOUND ? "debug" : "warn";
     core.logger[level](
       { err: se, effect: e, workItemId: row.workItemId, taskId: row.taskId },
       "effect refused; dropped (the scheduler's state does not depend on it)",

@@ -27,13 +27,12 @@ export interface RunReport {
   error: string;
 }
 
-/** Whether `r` is about the task's current run (the run id may not be recorded yet). */
+/** Whether a run is the task's current one (its id may not be recorded yet when events race). */
 function isCurrentRun(t: TaskRow, runId: string, attempt: number): boolean {
-  return (
-    (t.state === "DISPATCHED" || t.state === "RUNNING") &&
-    t.attempt === attempt &&
-    (t.lastRunId === "" || t.lastRunId === runId)
-  );
+  if (t.state !== "DISPATCHED" && t.state !== "RUNNING") return false;
+  // Without an attempt number (0), only the recorded run id can identify the run.
+  if (attempt === 0) return t.lastRunId === runId;
+  return t.attempt === attempt && (t.lastRunId === "" || t.lastRunId === runId);
 }
 
 /**
