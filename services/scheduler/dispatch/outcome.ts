@@ -89,7 +89,7 @@ export async function applyRunOutcome(
       });
       await stage(tx.client, core.subjects, cause, {
         schema: TaskSucceededSchema,
-        payload: create(TaskSucceededSchema, { ...base, runId: r.runId, attempt: r.attempt }),
+        payload: create(TaskSucceededSchema, { ...base, runId: r.runId, attempt: t.attempt }),
         ...event,
       });
     } else if (r.result === "CANCELLED") {
@@ -129,8 +129,8 @@ export async function applyRunOutcome(
           payload: create(TaskRetryScheduledSchema, {
             ...base,
             failedRunId: r.runId,
-            failedAttempt: r.attempt,
-            nextAttempt: r.attempt + 1,
+            failedAttempt: t.attempt,
+            nextAttempt: t.attempt + 1,
             retryTime: timestampFromDate(until),
             backoff: durationFromMs(delay),
             error: r.error,
@@ -149,7 +149,7 @@ export async function applyRunOutcome(
           payload: create(TaskFailedSchema, {
             ...base,
             runId: r.runId,
-            attempt: r.attempt,
+            attempt: t.attempt,
             cause: TaskFailed_Cause.RETRIES_EXHAUSTED,
             error: r.error,
           }),
