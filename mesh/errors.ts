@@ -116,8 +116,18 @@ function fromGrpcStatus(err: GrpcStatusError): ServiceError {
   return new ServiceError(err.code as Code, message, details, { cause: err });
 }
 
-const info = (reason: string, metadata: Record<string, string> = {}) =>
-  anyPack(ErrorInfoSchema, create(ErrorInfoSchema, { reason, domain: "codex.orchestrator", metadata }));
+/** Domain used in ErrorInfo when a service names none (contracts may name their package). */
+export const DEFAULT_ERROR_DOMAIN = "codex.orchestrator";
+
+/** A google.rpc.ErrorInfo detail: a machine-readable reason, its domain and metadata. */
+export function errorInfo(
+  reason: string,
+  metadata: Record<string, string> = {},
+  domain = DEFAULT_ERROR_DOMAIN,
+): Any {
+  return anyPack(ErrorInfoSchema, create(ErrorInfoSchema, { reason, domain, metadata }));
+}
+const info = errorInfo;
 
 /** INVALID_ARGUMENT with one BadRequest field violation per problem. */
 export function invalidArgument(message: string, violations: FieldViolation[] = []): ServiceError {
@@ -152,16 +162,17 @@ export function failedPrecondition(
   message: string,
   violations: PreconditionViolation[] = [],
   reason?: string,
+  domain?: string,
 ): ServiceError {
   const pf = create(PreconditionFailureSchema, { violations });
   const details = [anyPack(PreconditionFailureSchema, pf)];
-  if (reason) details.push(info(reason));
+  if (reason) details.push(info(reason, {}, domain));
   return new ServiceError(Code.FAILED_PRECONDITION, message, details);
 }
 
 /** ABORTED for optimistic-concurrency conflicts (stale etag): the caller should re-read and retry. */
-export function aborted(message: string, reason = "ETAG_MISMATCH"): ServiceError {
-  return new ServiceError(Code.ABORTED, message, [info(reason)]);
+export function aborted(message: string, reason = "ETAG_MISMATCH", domain?: string): ServiceError {
+  return new ServiceError(Code.ABORTED, message, [info(reason, {}, domain)]);
 }
 
 /** PERMISSION_DENIED with the reason (e.g. "ROLE_REQUIRED") and what was required. */

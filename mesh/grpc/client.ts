@@ -109,8 +109,9 @@ export function createClient<S extends DescService>(service: S, opts: ClientOpti
               path,
               codec.serialize,
               codec.deserialize,
-              metadataFor(opts, callOpts),
-              grpcOptions(opts, callOpts),
+              metadataFor(opts, callOpts, true),
+              // An upload lasts as long as its data: no default deadline, only the caller's.
+              grpcOptions(opts, callOpts, true),
               (err, res) => (err ? reject(ServiceError.from(err)) : resolve(res)),
             );
           });
