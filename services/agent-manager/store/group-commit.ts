@@ -1,0 +1,172 @@
+/**
+ * Group commit of run state changes: many small changes, one transaction.
+ *
+ * Why: at a thousand runs a second every run changes state four times (enqueued, assigned,
+ * started, completed), each with an event. One transaction per change would cost a commit
+ * (an fsync) and several round trips each; here changes submitted while a transaction is in
+ * flight wait and go together in the next one, each kind as one multi-row statement, events as
+ * one outbox INSERT. Semantics are kept: every change is still conditional on the row's state
+ * and fencing token in SQL, the events commit with their changes, and a caller's promise settles
+ * only after COMMIT. Changes to the same run keep their order (a second change of a run already
+ * in the batch waits for the next one). When a batch fails as a whole (a bug or a constraint in
+ * one change), each change is retried alone so one bad change cannot fail its neighbours.
+ */
+import type pg from "pg";
+import type { EventEnvelope } from "../../../gen/codex/events/v1/envelope_pb.js";
+import type { Logger } from "../../../mesh/logging.js";
+import type { Subjects } from "../../../mesh/nats/subjects.js";
+import { withTransaction } from "../../../mesh/postgres/pool.js";
+import { stageEnvelopes } from "../events/outbox-batch.js";
+
+/** What a kind gets while applying its changes. */
+export interface BatchContext {
+  readonly client: pg.PoolClient;
+  /** One clock reading per transaction: every row and event of the batch carries it. */
+  readonly now: Date;
+  /** Stages an event, committed with the batch. */
+  stage(envelope: EventEnvelope): void;
+}
+
+export type Outcome<R> = { ok: true; value: R } | { ok: false; error: unknown };
+
+/** One kind of change, applied to many items at once; outcomes in the items' order. */
+export interface BatchKind<P, R> {
+  readonly name: string;
+  apply(ctx: BatchContext, items: readonly P[]): Promise<Outcome<R>[]>;
+}
+
+interface Pending {
+  kind: BatchKind<unknown, unknown>;
+  payload: unknown;
+  key: string | undefined;
+  resolve(value: unknown): void;
+  reject(err: unknown): void;
+}
+
+export interface GroupCommitterOptions {
+  pool: pg.Pool;
+  subjects: Subjects;
+  logger: Logger;
+  /** Kinds in the order they are applied within a batch. */
+  kinds: readonly BatchKind<never, unknown>[];
+  maxBatch: number;
+  /** Observes every committed batch (size, seconds). */
+  onBatch?: (size: number, seconds: number) => void;
+}
+
+export class GroupCommitter {
+  readonly #o: GroupCommitterOptions;
+  readonly #order: Map<string, number>;
+  #queue: Pending[] = [];
+  #running = false;
+  #idle: Promise<void> = Promise.resolve();
+  #markIdle: () => void = () => {};
+
+  constructor(opts: GroupCommitterOptions) {
+    this.#o = opts;
+    this.#order = new Map(opts.kinds.map((k, i) => [k.name, i]));
+  }
+
+  /** Submits a change; settles after the transaction holding it committed (or failed). */
+  submit<P, R>(kind: BatchKind<P, R>, payload: P, key?: string): Promise<R> {
+    if (!this.#order.has(kind.name)) throw new Error(`group commit: unknown kind ${kind.name}`);
+    return new Promise<R>((resolve, reject) => {
+      this.#queue.push({
+        kind: kind as BatchKind<unknown, unknown>,
+        payload,
+        key,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+      });
+      if (!this.#running) {
+        this.#running = true;
+        this.#idle = new Promise((r) => {
+          this.#markIdle = r;
+        });
+        setImmediate(() => void this.#drain());
+      }
+    });
+  }
+
+  /** Resolves once everything submitted so far is settled. */
+  async flushed(): Promise<void> {
+    await this.#idle;
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      while (this.#queue.length > 0) await this.#commit(this.#take(), true);
+    } finally {
+      this.#running = false;
+      this.#markIdle();
+    }
+  }
+
+  /** The next batch: queue order, at most maxBatch, at most one change per key. */
+  #take(): Pending[] {
+    const batch: Pending[] = [];
+    const keys = new Set<string>();
+    const rest: Pending[] = [];
+    for (const p of this.#queue) {
+      if (batch.length >= this.#o.maxBatch || (p.key !== undefined && keys.has(p.key))) {
+        rest.push(p);
+        if (p.key !== undefined) keys.add(p.key);
+        continue;
+      }
+      batch.push(p);
+      if (p.key !== undefined) keys.add(p.key);
+    }
+    this.#queue = rest;
+    return batch;
+  }
+
+  async #commit(batch: Pending[], splitOnFailure: boolean): Promise<void> {
+    const started = performance.now();
+    const events: EventEnvelope[] = [];
+    const byKind = new Map<BatchKind<unknown, unknown>, Pending[]>();
+    for (const p of batch) {
+      const list = byKind.get(p.kind);
+      if (list) list.push(p);
+      else byKind.set(p.kind, [p]);
+    }
+    const kinds = [...byKind.keys()].sort(
+      (a, b) => (this.#order.get(a.name) ?? 0) - (this.#order.get(b.name) ?? 0),
+    );
+    let outcomes: Map<Pending, Outcome<unknown>>;
+    try {
+      outcomes = await withTransaction(this.#o.pool, async (client) => {
+        const ctx: BatchContext = { client, now: new Date(), stage: (e) => events.push(e) };
+        const out = new Map<Pending, Outcome<unknown>>();
+        for (const kind of kinds) {
+          const items = byKind.get(kind) ?? [];
+          const results = await kind.apply(
+            ctx,
+            items.map((i) => i.payload),
+          );
+          items.forEach((item, i) => {
+            out.set(item, results[i] ?? { ok: false, error: new Error(`${kind.name}: no outcome`) });
+          });
+        }
+        await stageEnvelopes(client, this.#o.subjects, events);
+        return out;
+      });
+    } catch (err) {
+      if (splitOnFailure && batch.length > 1) {
+        this.#o.logger.warn(
+          { err, size: batch.length },
+          "group commit failed; retrying its changes one by one",
+        );
+        for (const p of batch) await this.#commit([p], false);
+        return;
+      }
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    this.#o.onBatch?.(batch.length, (performance.now() - started) / 1000);
+    for (const p of batch) {
+      const o = outcomes.get(p);
+      if (o?.ok) p.resolve(o.value);
+      else p.reject(o?.error ?? new Error("no outcome"));
+    }
+  }
+}
