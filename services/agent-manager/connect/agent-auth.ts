@@ -1,0 +1,56 @@
+/**
+ * Who an agent call comes from. An agent is recognised by the principal the gateway signed
+ * (type "agent", id = agent id) and/or by its session token from RegisterAgent ("authorization:
+ * Bearer <token>" or AgentHello.session_token). A token, when presented, must be the agent's
+ * current, unexpired session (re-registration revokes older ones); without a signed agent
+ * principal a token is required. Other principals are refused: agent calls are for agents.
+ */
+import type { Metadata } from "@grpc/grpc-js";
+import type { Principal } from "../../../mesh/context.js";
+import { permissionDenied, unauthenticated } from "../../../mesh/errors.js";
+import { type Keys, parseSessionToken } from "../domain/secret-box.js";
+import { UUID } from "../domain/validation.js";
+import { sessionInvalid } from "../errors.js";
+import { type AgentRow, getAgent } from "../store/agents.js";
+import type { Db } from "../store/runs.js";
+
+/** The bearer token of a call's metadata, if any. */
+export function bearerOf(metadata: Metadata): string | undefined {
+  const v = metadata.get("authorization")[0];
+  if (typeof v !== "string") return undefined;
+  const m = /^Bearer\s+(\S+)$/i.exec(v.trim());
+  return m?.[1];
+}
+
+/**
+ * The calling agent's row. `claimedId` is the agent id the request names (hello.agent_id,
+ * ClaimRun.agent_id), empty when the request names none.
+ */
+export async function authenticateAgent(
+  db: Db,
+  keys: Keys,
+  call: { principal: Principal | undefined; token: string | undefined; claimedId: string },
+  now = Date.now(),
+): Promise<AgentRow> {
+  const { principal, token } = call;
+  if (principal && principal.type !== "agent") {
+    throw permissionDenied("this call is for agents only", "AGENT_PRINCIPAL_REQUIRED");
+  }
+  if (!principal && !token) throw unauthenticated("an agent session token is required");
+  const parsed = token ? parseSessionToken(keys, token) : undefined;
+  if (token && !parsed) throw sessionInvalid();
+  const agentId = principal?.id ?? parsed?.agentId ?? "";
+  if (parsed && parsed.agentId !== agentId)
+    throw sessionInvalid("the session token belongs to another agent");
+  if (call.claimedId !== "" && call.claimedId !== agentId) {
+    throw permissionDenied("agent_id is not the calling agent", "PERMISSION_DENIED", {
+      agent_id: call.claimedId,
+    });
+  }
+  const row = UUID.test(agentId) ? await getAgent(db, agentId) : undefined;
+  if (!row) throw sessionInvalid("unknown agent: register first");
+  if (parsed && (parsed.sessionId !== row.session_id || row.session_expire_at.getTime() <= now)) {
+    throw sessionInvalid("the session was revoked or expired: register again");
+  }
+  return row;
+}
