@@ -87,12 +87,7 @@ export async function runSession(o: SessionOptions): Promise<SessionEnd> {
     }
     return { welcomed };
   } catch (error) {
-    if (timedOut) {
-      return {
-        welcomed,
-        error: new ServiceError(Code.DEADLINE_EXCEEDED, "no welcome from the agent manager"),
-      };
-    }
+    if (timedOut) return { welcomed, error: new ServiceError(Code.DEADLINE_EXCEEDED, timedOut) };
     // Our own stop cancels the call: that is a clean end, not a failure.
     return o.signal.aborted ? { welcomed } : { welcomed, error };
   } finally {
