@@ -54,6 +54,7 @@ export class TestAgent {
   ): Promise<ConnectResponse> {
     this.#input = new OutboundQueue();
     this.#seq = 0n;
+    const from = this.received.length;
     this.closed = false;
     this.error = undefined;
     const stream = this.client.connect(this.#input);
@@ -81,8 +82,8 @@ export class TestAgent {
         agentVersion: "test",
       },
     });
-    const welcome = await this.waitFor((m) => m.message.case === "welcome");
-    if (opts.heartbeatMs !== 0) this.startHeartbeats(opts.heartbeatMs ?? 80);
+    const welcome = await this.waitFor((m) => m.message.case === "welcome", 5_000, from);
+    if (opts.heartbeatMs !== 0) this.startHeartbeats(opts.heartbeatMs ?? 60, opts.renew ?? true);
     return welcome;
   }
 
@@ -103,9 +104,10 @@ export class TestAgent {
     });
   }
 
-  startHeartbeats(everyMs: number): void {
+  /** Heartbeats every `everyMs`; with `renew` false they keep the agent live but renew no lease. */
+  startHeartbeats(everyMs: number, renew = true): void {
     clearInterval(this.#timer);
-    this.#timer = setInterval(() => this.heartbeat(), everyMs);
+    this.#timer = setInterval(() => this.heartbeat(renew ? undefined : []), everyMs);
   }
 
   stopHeartbeats(): void {
