@@ -50,7 +50,7 @@ export class TestAgent {
 
   /** Opens the stream and waits for the welcome. */
   async connect(
-    opts: { heartbeatMs?: number; resume?: Held[]; token?: string } = {},
+    opts: { heartbeatMs?: number; renew?: boolean; resume?: Held[]; token?: string } = {},
   ): Promise<ConnectResponse> {
     this.#input = new OutboundQueue();
     this.#seq = 0n;
