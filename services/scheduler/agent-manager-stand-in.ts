@@ -28,10 +28,14 @@ import type { Subjects } from "../../mesh/nats/subjects.js";
 
 export type Outcome = "SUCCEEDED" | "FAILED" | "CANCELLED" | "LOST";
 
-/** What the stand-in does with a run: finish it after `afterMs`, or hold it until told. */
+/**
+ * What the stand-in does with a run: finish it after `afterMs`, or hold it until told. With
+ * `beforeReply` the run finishes (events published) before EnqueueRun answers, as a fast agent
+ * manager may: the outcome then reaches the scheduler before it recorded the run.
+ */
 export type Behaviour = (
   req: EnqueueRunRequest,
-) => { outcome: Outcome; afterMs?: number; error?: string } | "hold";
+) => { outcome: Outcome; afterMs?: number; error?: string; beforeReply?: boolean } | "hold";
 
 export interface EnqueueCall {
   at: number;
@@ -114,7 +118,10 @@ export class AgentManagerStandIn {
     if (existing) return { run };
     this.#runs.set(key, run);
     const b = this.behaviour(req);
-    if (b !== "hold") {
+    if (b !== "hold" && b.beforeReply) {
+      await this.complete(run, b.outcome, b.error ?? "");
+      await new Promise((r) => setTimeout(r, 300));
+    } else if (b !== "hold") {
       setTimeout(() => {
         this.complete(run, b.outcome, b.error ?? "").catch(() => {});
       }, b.afterMs ?? 0);

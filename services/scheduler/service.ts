@@ -115,8 +115,8 @@ export function createSchedulerService(
       host.addComponent("effects", loops.effects);
       host.addComponent("delayed-promoter", loops.promoter);
       host.addComponent("dispatcher", new Dispatcher(core, host.redis.duplicate()));
-      for (const consumer of createConsumers(core, host.nats.nc, c.CONSUMER_CONCURRENCY)) {
-        host.addComponent("consumer", consumer);
+      for (const { name, consumer } of createConsumers(core, host.nats.nc, c.CONSUMER_CONCURRENCY)) {
+        host.addComponent(name, consumer);
       }
       host.addComponent("sagas", runner);
       let sweep: NodeJS.Timeout | undefined;

@@ -24,7 +24,10 @@ export async function cancelTask(
   if (t.state === "SUCCEEDED" || t.state === "FAILED") {
     throw wrongState(`tasks/${t.id}`, t.state, `task is ${t.state} and cannot be cancelled`);
   }
-  const active = (t.state === "DISPATCHED" || t.state === "RUNNING") && t.lastRunId !== "" ? t.lastRunId : "";
+  // While a claim is open (token set) last_run_id may still name the previous run; the
+  // dispatcher cancels the new one itself when it finds its claim gone.
+  const recorded = t.state === "RUNNING" || (t.state === "DISPATCHED" && t.dispatchToken === null);
+  const active = recorded ? t.lastRunId : "";
   await tx.client.query(
     `UPDATE tasks SET state = 'CANCELLED', dispatch_token = NULL, dispatch_deadline = NULL, reservation_held = false,
             last_error = $2, finish_time = now(), update_time = now(), version = version + 1 WHERE id = $1`,

@@ -32,7 +32,9 @@ function isCurrentRun(t: TaskRow, runId: string, attempt: number): boolean {
   if (t.state !== "DISPATCHED" && t.state !== "RUNNING") return false;
   // Without an attempt number (0), only the recorded run id can identify the run.
   if (attempt === 0) return t.lastRunId === runId;
-  return t.attempt === attempt && (t.lastRunId === "" || t.lastRunId === runId);
+  // Until the dispatcher records the run (clearing its claim token) the run id is not known
+  // yet: outcomes can overtake that write, so the attempt number identifies the run.
+  return t.attempt === attempt && (t.dispatchToken !== null || t.lastRunId === runId);
 }
 
 /**

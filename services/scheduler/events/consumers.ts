@@ -149,15 +149,20 @@ async function onApprovalGranted(core: Core, msg: ConsumedMessage): Promise<void
 }
 
 /** The scheduler's durable consumers, one filter subject each (cheapest on NATS 2.9). */
-export function createConsumers(core: Core, nc: NatsConnection, concurrency: number): DurableConsumer[] {
+export function createConsumers(
+  core: Core,
+  nc: NatsConnection,
+  concurrency: number,
+): { name: string; consumer: DurableConsumer }[] {
   const s = core.subjects;
   const make = (
     durable: string,
     stream: string,
     subject: string,
     handler: (m: ConsumedMessage) => Promise<void>,
-  ) =>
-    new DurableConsumer({
+  ) => ({
+    name: durable,
+    consumer: new DurableConsumer({
       nc,
       stream,
       durable,
@@ -168,7 +173,8 @@ export function createConsumers(core: Core, nc: NatsConnection, concurrency: num
       retryBackoff: { initialMs: 200, maxMs: 10_000 },
       onError: (err, m) =>
         core.logger.warn({ err, subject: m?.subject, consumer: durable }, "event handling failed"),
-    });
+    }),
+  });
   return [
     make("scheduler-run-completed", s.streams.events, s.event("run", "RunCompleted"), (m) =>
       onRunCompleted(core, m),

@@ -20,7 +20,7 @@ export async function rebuildIndex(
   const reclaimed = await core.pool.query<{ id: string; priority: number; ready_time: Date }>(
     `UPDATE tasks SET state = 'READY', attempt = attempt - 1, dispatch_token = NULL, dispatch_deadline = NULL,
             ready_time = COALESCE(ready_time, now()), update_time = now(), version = version + 1
-      WHERE state = 'DISPATCHED' AND last_run_id = '' AND dispatch_deadline < now()
+      WHERE state = 'DISPATCHED' AND dispatch_token IS NOT NULL AND dispatch_deadline < now()
       RETURNING id, priority, ready_time`,
   );
   const ready = await core.pool.query<{ id: string; priority: number; ready_time: Date }>(

@@ -61,7 +61,7 @@ CREATE UNIQUE INDEX tasks_live_work_item ON tasks (work_item_id)
 CREATE INDEX tasks_queue_order ON tasks (priority DESC, (COALESCE(ready_time, create_time)), id);
 CREATE INDEX tasks_ready ON tasks (priority DESC, ready_time) WHERE state = 'READY';
 CREATE INDEX tasks_waiting ON tasks (project_id) WHERE state = 'WAITING';
-CREATE INDEX tasks_claims ON tasks (dispatch_deadline) WHERE state = 'DISPATCHED' AND last_run_id = '';
+CREATE INDEX tasks_claims ON tasks (dispatch_deadline) WHERE dispatch_token IS NOT NULL;
 CREATE INDEX tasks_work_item ON tasks (work_item_id, create_time DESC);
 
 CREATE TABLE task_dependencies (
