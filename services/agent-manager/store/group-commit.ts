@@ -50,6 +50,8 @@ export interface GroupCommitterOptions {
   /** Kinds in the order they are applied within a batch. */
   kinds: readonly BatchKind<never, unknown>[];
   maxBatch: number;
+  /** Batches in flight at once (default 2); a run is never in two of them. */
+  concurrency?: number;
   /** Observes every committed batch (size, seconds). */
   onBatch?: (size: number, seconds: number) => void;
 }
@@ -58,9 +60,10 @@ export class GroupCommitter {
   readonly #o: GroupCommitterOptions;
   readonly #order: Map<string, number>;
   #queue: Pending[] = [];
-  #running = false;
-  #idle: Promise<void> = Promise.resolve();
-  #markIdle: () => void = () => {};
+  #inFlight = 0;
+  /** Keys of changes in batches being committed: their next change waits. */
+  readonly #busyKeys = new Set<string>();
+  #scheduled = false;
 
   constructor(opts: GroupCommitterOptions) {
     this.#o = opts;
@@ -78,34 +81,44 @@ export class GroupCommitter {
         resolve: resolve as (v: unknown) => void,
         reject,
       });
-      if (!this.#running) {
-        this.#running = true;
-        this.#idle = new Promise((r) => {
-          this.#markIdle = r;
-        });
-        setImmediate(() => void this.#drain());
-      }
+      this.#schedule();
     });
   }
 
-  /** Resolves once everything submitted so far is settled. */
+  /** Resolves once everything submitted so far is settled (shutdown). */
   async flushed(): Promise<void> {
-    await this.#idle;
+    while (this.#inFlight > 0 || this.#queue.length > 0) await new Promise((r) => setTimeout(r, 5));
   }
 
-  async #drain(): Promise<void> {
-    try {
-      while (this.#queue.length > 0) await this.#commit(this.#take(), true);
-    } finally {
-      this.#running = false;
-      this.#markIdle();
+  #schedule(): void {
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.#launch();
+    });
+  }
+
+  /** Starts batches while there is room and work; each batch relaunches when it settles. */
+  #launch(): void {
+    const limit = this.#o.concurrency ?? 2;
+    while (this.#inFlight < limit) {
+      const batch = this.#take();
+      if (batch.length === 0) break;
+      this.#inFlight += 1;
+      for (const p of batch) if (p.key !== undefined) this.#busyKeys.add(p.key);
+      void this.#commit(batch, true).finally(() => {
+        for (const p of batch) if (p.key !== undefined) this.#busyKeys.delete(p.key);
+        this.#inFlight -= 1;
+        if (this.#queue.length > 0) this.#launch();
+      });
     }
   }
 
-  /** The next batch: queue order, at most maxBatch, at most one change per key. */
+  /** The next batch: queue order, at most maxBatch, at most one change per key, none of a busy key. */
   #take(): Pending[] {
     const batch: Pending[] = [];
-    const keys = new Set<string>();
+    const keys = new Set<string>(this.#busyKeys);
     const rest: Pending[] = [];
     for (const p of this.#queue) {
       if (batch.length >= this.#o.maxBatch || (p.key !== undefined && keys.has(p.key))) {
