@@ -11,6 +11,7 @@ import { timestampNow } from "@bufbuild/protobuf/wkt";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { AgentManagerService } from "../../gen/codex/agentmanager/v1/agentmanager_service_pb.js";
 import {
+  type CancelRunRequest,
   type EnqueueRunRequest,
   type Run,
   RunSchema,
@@ -45,6 +46,8 @@ export interface EnqueueCall {
 
 export class AgentManagerStandIn {
   readonly calls: EnqueueCall[] = [];
+  /** Runs the scheduler asked to cancel (answered UNIMPLEMENTED). */
+  readonly cancels: string[] = [];
   readonly completions: { runId: string; taskId: string; attempt: number; outcome: Outcome; at: number }[] =
     [];
   behaviour: Behaviour = () => ({ outcome: "SUCCEEDED", afterMs: 10 });
@@ -70,6 +73,10 @@ export class AgentManagerStandIn {
       };
     }
     impl.enqueueRun = (req: EnqueueRunRequest) => this.#enqueue(req);
+    impl.cancelRun = async (req: CancelRunRequest) => {
+      this.cancels.push(req.runId);
+      throw new ServiceError(Code.UNIMPLEMENTED, "CancelRun is not implemented by the stand-in");
+    };
     this.#server.add(AgentManagerService, impl as ServiceImpl<typeof AgentManagerService>);
   }
 
@@ -98,9 +105,6 @@ export class AgentManagerStandIn {
   }
 
   async #enqueue(req: EnqueueRunRequest): Promise<{ run: Run }> {
-    const delay = this.enqueueDelay(req);
-    if (typeof delay !== "number") await delay;
-    else if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     const key = `${req.taskId}:${req.attempt}`;
     const existing = this.#runs.get(key);
     const run =
@@ -115,8 +119,11 @@ export class AgentManagerStandIn {
         state: RunState.PENDING,
       });
     this.calls.push({ at: Date.now(), req, run });
-    if (existing) return { run };
     this.#runs.set(key, run);
+    const delay = this.enqueueDelay(req);
+    if (typeof delay !== "number") await delay;
+    else if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+    if (existing) return { run };
     const b = this.behaviour(req);
     if (b !== "hold" && b.beforeReply) {
       await this.complete(run, b.outcome, b.error ?? "");
@@ -138,6 +145,8 @@ export class AgentManagerStandIn {
       agentId: "agent-stand-in",
       attempt: run.attempt,
     });
+    run.state = RunState[outcome];
+    run.error = error;
     this.completions.push({
       runId: run.id,
       taskId: run.taskId,

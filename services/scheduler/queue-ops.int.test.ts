@@ -18,7 +18,8 @@ import { type Stack, startStack, until } from "./test-stack.js";
 
 let s: Stack;
 beforeAll(async () => {
-  s = await startStack();
+  // Short claim leases, so a stalled dispatch is handed back within the test.
+  s = await startStack({ schedulerEnv: { DISPATCH_LEASE: "1500ms", RECONCILE_INTERVAL: "300ms" } });
 });
 afterAll(async () => s?.cleanup());
 
@@ -154,6 +155,49 @@ describe("requeue, cancel and inspection", () => {
       s.sched().listTasks({ projectId: s.projectId, pageToken: first.nextPageToken }),
     );
     expect(bad.code).toBe(Code.INVALID_ARGUMENT);
+  });
+});
+
+describe("crash safety of dispatch", () => {
+  it("hands back a claim whose dispatcher stalls, and replays it without a second run", async () => {
+    const id = await s.newItem("stalled dispatch");
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let first = true;
+    s.am.enqueueDelay = () => {
+      if (!first) return 0;
+      first = false;
+      return gate;
+    };
+    s.am.behaviour = () => "hold";
+    const { task } = await s.sched().scheduleWorkItem({ workItemId: id });
+    const taskId = task?.id ?? "";
+    // The first EnqueueRun hangs past DISPATCH_LEASE; the reconciler hands the claim back and
+    // the task is dispatched again with the same attempt, which the agent manager answers
+    // with the same run.
+    const calls = await until(
+      "claim replayed",
+      async () => s.am.callsFor(taskId),
+      (c) => c.length === 2,
+      15_000,
+    );
+    expect(calls.map((c) => c.req.attempt)).toEqual([1, 1]);
+    expect(calls[1]?.run.id).toBe(calls[0]?.run.id);
+    release();
+    const run = calls[0]?.run;
+    await until(
+      "dispatch recorded",
+      () => getTask(taskId),
+      (t) => t.lastRunId === run?.id,
+    );
+    if (run) await s.am.complete(run, "SUCCEEDED");
+    const done = await taskIn(taskId, TaskState.SUCCEEDED);
+    expect(done.attempt).toBe(1);
+    expect(s.am.cancels).not.toContain(run?.id);
+    s.am.enqueueDelay = () => 0;
+    s.am.behaviour = () => ({ outcome: "SUCCEEDED", afterMs: 10 });
   });
 });
 

@@ -1,4 +1,5 @@
 import { create } from "@bufbuild/protobuf";
+import { RunState } from "../../../gen/codex/agentmanager/v1/run_pb.js";
 import { TaskDispatchedSchema } from "../../../gen/codex/events/v1/scheduler_events_pb.js";
 import type { ToolRecipe } from "../../../gen/codex/workitem/v1/recipe_pb.js";
 import { ApprovalStatus, type WorkItem, WorkItemState } from "../../../gen/codex/workitem/v1/work_item_pb.js";
@@ -10,8 +11,15 @@ import { SCHEDULER_PRINCIPAL, stage } from "../events/publish.js";
 import { enqueueEffects } from "../store/effects.js";
 import { getTask, type TaskRow } from "../store/tasks.js";
 import { cancelTask } from "./cancel.js";
+import { applyRunOutcome, type RunResult } from "./outcome.js";
 
 const cause = { principal: SCHEDULER_PRINCIPAL };
+const FINISHED: Partial<Record<RunState, RunResult>> = {
+  [RunState.SUCCEEDED]: "SUCCEEDED",
+  [RunState.FAILED]: "FAILED",
+  [RunState.CANCELLED]: "CANCELLED",
+  [RunState.LOST]: "LOST",
+};
 
 /** Why a claimed task goes back to WAITING instead of out to an agent. */
 type Setback =
@@ -77,6 +85,13 @@ export async function dispatchOne(core: Core, t: TaskRow, token: string): Promis
     );
     if (!run) throw new ServiceError(Code.INTERNAL, "EnqueueRun returned no run");
     await record(core, t, token, run.id, wi.reviewRequired);
+    // A replayed claim (after a crashed dispatcher) may find its run already finished; its
+    // RunCompleted may have been dropped as stale while the task was back in the queue.
+    const finished = FINISHED[run.state];
+    if (finished) {
+      const report = { taskId: t.id, runId: run.id, attempt: t.attempt, result: finished, error: run.error };
+      await applyRunOutcome(core, report, cause).catch(() => undefined);
+    }
   } catch (err) {
     const e = ServiceError.from(err);
     if (e.code === Code.RESOURCE_EXHAUSTED && !reserved) {
@@ -117,11 +132,15 @@ async function record(core: Core, t: TaskRow, token: string, runId: string, revi
       [t.id, token, runId, reviewRequired],
     );
     if (rowCount === 0) {
-      // Cancelled while we were enqueueing: the run must not stay behind.
-      await enqueueEffects(tx.client, t, [
-        { kind: "cancel_run", runId, reason: "task cancelled during dispatch" },
-      ]);
-      tx.effects = true;
+      // Our claim is gone: handed back and replayed (same attempt, same run: nothing to do),
+      // or the task was cancelled or unscheduled meanwhile, and then the run must not stay.
+      const current = await getTask(tx.client, t.id);
+      if (!current || current.state === "CANCELLED") {
+        await enqueueEffects(tx.client, t, [
+          { kind: "cancel_run", runId, reason: "task cancelled during dispatch" },
+        ]);
+        tx.effects = true;
+      }
       return;
     }
     await stage(tx.client, core.subjects, cause, {
