@@ -92,6 +92,11 @@ describe("unary agent calls", () => {
     const renewed = await a.client.renewLease({ runId: run.id, fencingToken: token, currentStep: 0 });
     expect(renewed.lease).toMatchObject({ valid: true, runId: run.id, fencingToken: token });
     expect((await h.client(SERVICE).getRun({ runId: run.id })).run?.state).toBe(RunState.RUNNING);
+    // A credential the gateway forwards with the signed principal is not mistaken for a session.
+    await a.client.renewLease(
+      { runId: run.id, fencingToken: token },
+      { headers: { authorization: "Bearer eyJhbGciOi.jwt.sig" } },
+    );
     const appended = await a.client.appendLogs({
       runId: run.id,
       fencingToken: token,

@@ -86,7 +86,8 @@ describe("leases", () => {
     await old.connect({ renew: false });
     const run = await enqueue({ pool: p });
     await eventually("assigned to old", () => old.assignments().length === 1);
-    // The old holder goes silent (its process hangs, say) and its lease runs out.
+    // The old holder logs half a line, goes silent (its process hangs, say) and its lease runs out.
+    await old.acked(old.log(run.id, 1, "old holder's unfinished line"));
     await old.close();
     await eventually("lease expired", async () => (await getRun(run.id))?.leaseExpiries === 1, 5_000);
     const next = await TestAgent.register(h, { labels: { pool: p } });
@@ -138,6 +139,10 @@ describe("leases", () => {
       (m) => m.message.case === "ack" && m.message.value.ackedSeq >= hb && m.message.value.leases.length > 0,
     );
     expect(ack.message.case === "ack" && ack.message.value.leases[0]?.valid).toBe(false);
+    // The new holder's output is not glued to the old holder's unfinished line.
+    await next.acked(next.log(run.id, 2, "new holder line\n"));
+    const logs = await h.client(SERVICE).listRunLogs({ runId: run.id });
+    expect(logs.entries.map((e) => e.text)).toEqual(["old holder's unfinished line", "new holder line"]);
     // The new holder completes normally.
     const done = next.complete(run.id);
     await next.acked(done);

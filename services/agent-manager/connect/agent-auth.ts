@@ -14,12 +14,22 @@ import { sessionInvalid } from "../errors.js";
 import { type AgentRow, getAgent } from "../store/agents.js";
 import type { Db } from "../store/runs.js";
 
-/** The bearer token of a call's metadata, if any. */
+/** The bearer credential of a call's metadata, if any. */
 export function bearerOf(metadata: Metadata): string | undefined {
   const v = metadata.get("authorization")[0];
   if (typeof v !== "string") return undefined;
   const m = /^Bearer\s+(\S+)$/i.exec(v.trim());
   return m?.[1];
+}
+
+/**
+ * The session token among a call's credentials. Only "am1." tokens are sessions: a bearer the
+ * gateway forwards (an agent JWT or API key it already turned into the signed principal) is not
+ * this service's to check.
+ */
+export function sessionTokenOf(metadata: Metadata): string | undefined {
+  const bearer = bearerOf(metadata);
+  return bearer?.startsWith("am1.") ? bearer : undefined;
 }
 
 /**

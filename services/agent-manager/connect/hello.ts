@@ -17,7 +17,7 @@ import { markConnected } from "../store/agent-changes.js";
 import type { AgentRow } from "../store/agents.js";
 import { getRun, type RunRow } from "../store/runs.js";
 import { inTx } from "../store/tx.js";
-import { authenticateAgent, bearerOf } from "./agent-auth.js";
+import { authenticateAgent, sessionTokenOf } from "./agent-auth.js";
 
 export type ResponseInit = MessageInitShape<typeof ConnectResponseSchema>;
 
@@ -30,7 +30,7 @@ export interface Opened {
 }
 
 export async function openSession(core: Core, hello: AgentHello, ctx: CallContext): Promise<Opened> {
-  const token = hello.sessionToken || bearerOf(ctx.metadata);
+  const token = hello.sessionToken || sessionTokenOf(ctx.metadata);
   let agent = await authenticateAgent(core.pool, core.keys, {
     principal: ctx.principal,
     token,

@@ -19,6 +19,8 @@ import { requestInfo } from "../dispatch/info-ops.js";
 export interface TaskSink {
   leases(statuses: LeaseStatusInit[]): void;
   infoCreated(created: InfoRequestCreated): void;
+  /** A heartbeat was processed: it is acknowledged even when the watermark cannot move. */
+  beat(): void;
 }
 
 export function taskOf(
@@ -41,6 +43,7 @@ export function taskOf(
             : "";
           const runs = m.value.runs.map((r) => ({ runId: r.runId, token: r.fencingToken }));
           sink.leases(await ops.renew(agentId, runs, metrics));
+          sink.beat();
         },
       ];
     case "runStatus":

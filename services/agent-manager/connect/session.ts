@@ -40,6 +40,8 @@ export class Session {
   #leases: LeaseStatusInit[] = [];
   #infos: InfoRequestCreated[] = [];
   #ackScheduled = false;
+  /** A heartbeat awaits its Ack (agents detect dead streams by beats going unacknowledged). */
+  #beats = false;
   readonly #pushed = new Set<string>();
   readonly #earlyCancels = new Map<string, ResponseInit>();
   readonly #closed: Promise<undefined>;
@@ -166,6 +168,9 @@ export class Session {
     const [runId, fn] = taskOf(this.core, this.agent?.id ?? "", this.ctx.correlationId, msg, {
       leases: (statuses) => this.#leases.push(...statuses),
       infoCreated: (created) => this.#infos.push(created),
+      beat: () => {
+        this.#beats = true;
+      },
     });
     this.#track(msg.messageSeq, runId, fn);
   }
@@ -209,7 +214,8 @@ export class Session {
 
   #flushAck(): void {
     const moved = this.#acks.advance();
-    if (moved === undefined && this.#leases.length === 0 && this.#infos.length === 0) return;
+    if (moved === undefined && !this.#beats && this.#leases.length === 0 && this.#infos.length === 0) return;
+    this.#beats = false;
     const leases = this.#leases;
     const infoRequests = this.#infos;
     this.#leases = [];

@@ -10,7 +10,7 @@ import type { AgentManagerService } from "../../../gen/codex/agentmanager/v1/age
 import { WorkItemSnapshotSchema } from "../../../gen/codex/agentmanager/v1/run_pb.js";
 import { notFound } from "../../../mesh/errors.js";
 import type { CallContext, ServiceImpl } from "../../../mesh/grpc/types.js";
-import { authenticateAgent, bearerOf } from "../connect/agent-auth.js";
+import { authenticateAgent, sessionTokenOf } from "../connect/agent-auth.js";
 import type { Core } from "../core.js";
 import { answersFor, requestInfo } from "../dispatch/info-ops.js";
 import { checkLease } from "../domain/run-state.js";
@@ -36,7 +36,7 @@ export function agentRunHandlers(core: Core): Pick<Impl, AgentRpcs> {
   const caller = (ctx: CallContext, claimedId = "") =>
     authenticateAgent(core.pool, core.keys, {
       principal: ctx.principal,
-      token: bearerOf(ctx.metadata),
+      token: sessionTokenOf(ctx.metadata),
       claimedId,
     });
   const metricsOf = (m: Parameters<typeof toBinary<typeof AgentMetricsSchema>>[1] | undefined) =>

@@ -20,19 +20,7 @@ export async function finalizeRuns(
 ): Promise<void> {
   if (rows.length === 0) return;
   const ids = rows.map((r) => r.id);
-  const cursors = await lockCursors(ctx.client, ids, true);
-  if (cursors.size > 0) {
-    const values = await secrets.forRuns(ctx.client, [...cursors.keys()]);
-    const lines: (LogLine & { runId: string })[] = [];
-    const updated = new Map<string, LogCursor>();
-    for (const [runId, cursor] of cursors) {
-      const flushed = flushPartials(cursor, values.get(runId) ?? []);
-      for (const l of flushed.lines) lines.push({ ...l, runId });
-      updated.set(runId, flushed.cursor);
-    }
-    await insertLines(ctx.client, lines);
-    await saveCursors(ctx.client, updated);
-  }
+  await endLogLines(ctx, ids, secrets);
   const { rows: closed } = await ctx.client.query<{
     id: string;
     run_id: string;
@@ -64,4 +52,28 @@ export async function finalizeRuns(
       ),
     );
   }
+}
+
+/**
+ * Stores the unfinished last line of each stream as a line: the run ended, or its lease ended
+ * (requeued), and the next holder's output must not be glued to the previous holder's.
+ */
+export async function endLogLines(
+  ctx: BatchContext,
+  runIds: readonly string[],
+  secrets: AnswerSecrets,
+): Promise<void> {
+  if (runIds.length === 0) return;
+  const cursors = await lockCursors(ctx.client, runIds, true);
+  if (cursors.size === 0) return;
+  const values = await secrets.forRuns(ctx.client, [...cursors.keys()]);
+  const lines: (LogLine & { runId: string })[] = [];
+  const updated = new Map<string, LogCursor>();
+  for (const [runId, cursor] of cursors) {
+    const flushed = flushPartials(cursor, values.get(runId) ?? []);
+    for (const l of flushed.lines) lines.push({ ...l, runId });
+    updated.set(runId, flushed.cursor);
+  }
+  await insertLines(ctx.client, lines);
+  await saveCursors(ctx.client, updated);
 }

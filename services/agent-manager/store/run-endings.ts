@@ -10,7 +10,7 @@ import { type Origin, selfOrigin } from "../events/origin.js";
 import { runCompleted, runLeaseExpired, runRejected } from "../events/run-events.js";
 import type { AnswerSecrets } from "./answer-secrets.js";
 import { bigints, type ChangedRow, type LeasedItem, leasedOutcomes } from "./batch-support.js";
-import { finalizeRuns } from "./finalize.js";
+import { endLogLines, finalizeRuns } from "./finalize.js";
 import type { BatchKind } from "./group-commit.js";
 import type { RunRow } from "./runs.js";
 
@@ -116,6 +116,7 @@ export function endingKinds(opts: { secrets: AnswerSecrets; maxExpiries: number 
         const row = matched.get(item.runId);
         if (row) ctx.stage(runRejected(row, item.agentId, item.reason, item.origin, ctx.now));
       }
+      await endLogLines(ctx, [...matched.keys()], opts.secrets);
       return leasedOutcomes(
         ctx,
         items,
@@ -159,6 +160,11 @@ export function endingKinds(opts: { secrets: AnswerSecrets; maxExpiries: number 
         }
       }
       await finalizeRuns(ctx, ended, opts.secrets, origin);
+      await endLogLines(
+        ctx,
+        rows.filter((r) => r.state === RunState.PENDING).map((r) => r.id),
+        opts.secrets,
+      );
       return items.map((i) => ({ ok: true, value: matched.get(i.runId) }));
     },
   };
@@ -196,6 +202,7 @@ export function endingKinds(opts: { secrets: AnswerSecrets; maxExpiries: number 
         const row = matched.get(item.runId);
         if (row) ctx.stage(runRejected(row, item.agentId, item.reason, item.origin, ctx.now));
       }
+      await endLogLines(ctx, [...matched.keys()], opts.secrets);
       return items.map((i) => ({ ok: true, value: matched.get(i.runId) }));
     },
   };
