@@ -2,6 +2,9 @@
  * What happens, in the same transaction, when runs reach a terminal state: their unfinished
  * log lines are stored as the last lines, pending info requests are CANCELLED (with an event),
  * and answer values are erased (info_request.proto: "deleted when the run ends").
+ *
+ * Most runs have neither an unfinished line nor an info request: the statements that end a run
+ * return {@link FINALIZE_FLAGS}, and only runs flagged cost the extra statements here.
  */
 import { InfoRequestCancelledSchema } from "../../../gen/codex/events/v1/agent_events_pb.js";
 import { flushPartials, type LogCursor, type LogLine } from "../domain/log-lines.js";
@@ -12,15 +15,27 @@ import type { BatchContext } from "./group-commit.js";
 import { insertLines, lockCursors, saveCursors } from "./logs.js";
 import type { RunRow } from "./runs.js";
 
+/** SQL for a RETURNING list of an UPDATE of `runs r`: whether finalizing has work to do. */
+export const FINALIZE_FLAGS = `EXISTS (SELECT 1 FROM log_cursors c WHERE c.run_id = r.id AND c.partials <> '{}'::jsonb) AS has_tail,
+  EXISTS (SELECT 1 FROM info_requests i WHERE i.run_id = r.id AND (i.state = 1 OR i.answer_sealed IS NOT NULL)) AS has_info`;
+
+/** A row returned with {@link FINALIZE_FLAGS}; rows without them are finalized fully. */
+export type Flagged = RunRow & { has_tail?: boolean; has_info?: boolean };
+
 export async function finalizeRuns(
   ctx: BatchContext,
-  rows: readonly RunRow[],
+  all: readonly Flagged[],
   secrets: AnswerSecrets,
   origin: Origin,
 ): Promise<void> {
+  await endLogLines(
+    ctx,
+    all.filter((r) => r.has_tail !== false).map((r) => r.id),
+    secrets,
+  );
+  const rows = all.filter((r) => r.has_info !== false);
   if (rows.length === 0) return;
   const ids = rows.map((r) => r.id);
-  await endLogLines(ctx, ids, secrets);
   const { rows: closed } = await ctx.client.query<{
     id: string;
     run_id: string;

@@ -13,10 +13,11 @@ import { checkLease } from "../domain/run-state.js";
 import type { Origin } from "../events/origin.js";
 import { runStarted } from "../events/run-events.js";
 import type { AnswerSecrets } from "./answer-secrets.js";
-import { type LeasedItem, refusal, rowsById } from "./batch-support.js";
+import { type LeasedItem, refusal } from "./batch-support.js";
 import type { BatchKind, Outcome } from "./group-commit.js";
 import { insertLines, lockCursors, saveCursors } from "./logs.js";
 import { startRuns } from "./run-batches.js";
+import type { RunRow } from "./runs.js";
 
 export interface LogItem extends LeasedItem {
   chunks: RawChunk[];
@@ -34,8 +35,11 @@ export function logKind(secrets: AnswerSecrets): BatchKind<LogItem, LogResult> {
     name: "logs",
     async apply(ctx, items) {
       const ids = items.map((i) => i.runId);
-      await ctx.client.query("SELECT 1 FROM runs WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE", [ids]);
-      const runs = await rowsById(ctx, ids);
+      const { rows: locked } = await ctx.client.query<RunRow>(
+        "SELECT * FROM runs WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
+        [ids],
+      );
+      const runs = new Map(locked.map((r) => [r.id, r]));
       const valid: LogItem[] = [];
       const outcomes = new Map<LogItem, Outcome<LogResult>>();
       for (const item of items) {

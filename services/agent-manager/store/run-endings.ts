@@ -10,7 +10,7 @@ import { type Origin, selfOrigin } from "../events/origin.js";
 import { runCompleted, runLeaseExpired, runRejected } from "../events/run-events.js";
 import type { AnswerSecrets } from "./answer-secrets.js";
 import { bigints, type ChangedRow, type LeasedItem, leasedOutcomes } from "./batch-support.js";
-import { endLogLines, finalizeRuns } from "./finalize.js";
+import { endLogLines, FINALIZE_FLAGS, type Flagged, finalizeRuns } from "./finalize.js";
 import type { BatchKind } from "./group-commit.js";
 import type { RunRow } from "./runs.js";
 
@@ -59,13 +59,13 @@ export function endingKinds(opts: { secrets: AnswerSecrets; maxExpiries: number 
   const complete: EndingKinds["complete"] = {
     name: "complete",
     async apply(ctx, items) {
-      const { rows } = await ctx.client.query<ChangedRow>(
+      const { rows } = await ctx.client.query<ChangedRow & Flagged>(
         `UPDATE runs r SET state = u.status, exit_code = u.exit_code, error = u.error, finished_at = $7,
                 lease_expire_at = NULL, version = r.version + 1
          FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::smallint[], $5::int[], $6::text[])
               AS u(id, agent_id, token, status, exit_code, error)
          WHERE r.id = u.id AND r.agent_id = u.agent_id AND r.fencing_token = u.token AND r.state IN (2, 3)
-         RETURNING r.*`,
+         RETURNING r.*, ${FINALIZE_FLAGS}`,
         [
           items.map((i) => i.runId),
           items.map((i) => i.agentId),
@@ -131,7 +131,7 @@ export function endingKinds(opts: { secrets: AnswerSecrets; maxExpiries: number 
   const expire: EndingKinds["expire"] = {
     name: "expire",
     async apply(ctx, items) {
-      const { rows } = await ctx.client.query<ChangedRow>(
+      const { rows } = await ctx.client.query<ChangedRow & Flagged>(
         `UPDATE runs r SET
            state = CASE WHEN r.cancel_requested THEN 6 WHEN r.lease_expiries + 1 >= $3 THEN 7 ELSE 1 END,
            lease_expiries = r.lease_expiries + 1,
@@ -144,12 +144,12 @@ export function endingKinds(opts: { secrets: AnswerSecrets; maxExpiries: number 
            version = r.version + 1
          FROM unnest($1::uuid[], $2::bigint[]) AS u(id, token)
          WHERE r.id = u.id AND r.fencing_token = u.token AND r.state IN (2, 3)
-         RETURNING r.*`,
+         RETURNING r.*, ${FINALIZE_FLAGS}`,
         [items.map((i) => i.runId), bigints(items.map((i) => i.token)), opts.maxExpiries, ctx.now],
       );
       const matched = new Map(rows.map((r) => [r.id, r]));
       const origin = selfOrigin();
-      const ended: RunRow[] = [];
+      const ended: Flagged[] = [];
       for (const item of items) {
         const row = matched.get(item.runId);
         if (!row) continue;
@@ -162,7 +162,7 @@ export function endingKinds(opts: { secrets: AnswerSecrets; maxExpiries: number 
       await finalizeRuns(ctx, ended, opts.secrets, origin);
       await endLogLines(
         ctx,
-        rows.filter((r) => r.state === RunState.PENDING).map((r) => r.id),
+        rows.filter((r) => r.state === RunState.PENDING && r.has_tail).map((r) => r.id),
         opts.secrets,
       );
       return items.map((i) => ({ ok: true, value: matched.get(i.runId) }));
