@@ -2,15 +2,14 @@ import { ProjectService } from "../../gen/codex/project/v1/project_service_pb.js
 import { outboxMigrationSql } from "../../mesh/outbox/schema.js";
 import type { ServiceDefinition } from "../../mesh/service-host.js";
 import { projectConfigSpec } from "./config.js";
-import { LIMITS } from "./domain/limits.js";
 import type { Deps } from "./handlers/context.js";
+import { requestIds } from "./handlers/idempotency.js";
 import { memberHandlers } from "./handlers/members.js";
 import { projectHandlers } from "./handlers/projects.js";
 import { quotaHandlers } from "./handlers/quotas.js";
 import { requirementsHandlers } from "./handlers/requirements.js";
 import { requirementsReadHandlers } from "./handlers/requirements-read.js";
 import { visionHandlers } from "./handlers/vision.js";
-import { purgeExpired } from "./store/idempotency.js";
 import { migrations } from "./store/migrations.js";
 
 const SWEEP_INTERVAL_MS = 10 * 60_000;
@@ -52,9 +51,9 @@ export const projectService: ServiceDefinition<typeof projectConfigSpec> = {
     host.addComponent("idempotency-sweeper", {
       start: async () => {
         timer = setInterval(() => {
-          purgeExpired(host.pool, new Date(Date.now() - LIMITS.requestIdRetentionMs)).catch((err: unknown) =>
-            host.logger.warn({ err }, "idempotency key sweep failed"),
-          );
+          requestIds
+            .purgeExpired(host.pool, new Date())
+            .catch((err: unknown) => host.logger.warn({ err }, "idempotency key sweep failed"));
         }, SWEEP_INTERVAL_MS);
         timer.unref();
       },

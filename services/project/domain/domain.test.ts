@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { BadRequestSchema } from "../../../gen/google/rpc/error_details_pb.js";
 import type { ServiceError } from "../../../mesh/errors.js";
+import { pageTokens } from "../../../mesh/pagination/page-token.js";
 import { etagMatches, etagOf } from "./etag.js";
 import { applyProjectMask, checkUpdateMask } from "./field-mask.js";
-import { decodePageToken, encodePageToken, filterFingerprint } from "./page-token.js";
 import { dailyUtcWindow, exceededLimit, msUntilReset, runsRemaining } from "./quota-window.js";
-import { checkLabels, checkProjectName, effectivePageSize, Violations } from "./validation.js";
+import { checkLabels, checkProjectName, Violations } from "./validation.js";
 
 function fieldsOf(fn: () => void): string[] {
   try {
@@ -48,12 +48,6 @@ describe("validation", () => {
     const v = new Violations().length("x", "😀😀", 1, 2);
     expect(v.any).toBe(false);
   });
-
-  it("defaults and clamps page sizes", () => {
-    expect(effectivePageSize(0, { default: 50, max: 500 })).toBe(50);
-    expect(effectivePageSize(1000, { default: 50, max: 500 })).toBe(500);
-    expect(effectivePageSize(7, { default: 50, max: 500 })).toBe(7);
-  });
 });
 
 describe("field masks", () => {
@@ -85,24 +79,21 @@ describe("etags", () => {
 });
 
 describe("page tokens", () => {
-  const any = () => true;
-  it("round-trips a cursor for the same filters", () => {
-    const f = filterFingerprint({ s: 1, l: { b: "2", a: "1" } });
-    expect(filterFingerprint({ l: { a: "1", b: "2" }, s: 1 })).toBe(f);
-    const v = new Violations();
-    expect(decodePageToken(v, encodePageToken(["abc", 3], f), f, any)).toEqual(["abc", 3]);
-    expect(v.any).toBe(false);
-  });
-
-  it("refuses garbage, forged shapes and tokens from other filters", () => {
-    const f = filterFingerprint({ s: 1 });
-    for (const [token, fp, valid] of [
-      ["%%%", f, any],
-      [encodePageToken(["x"], f), filterFingerprint({ s: 2 }), any],
-      [encodePageToken(["x"], f), f, () => false],
+  it("report garbage, forged shapes and tokens from other filters as page_token violations", () => {
+    const pages = pageTokens({ s: 1, l: { b: "2", a: "1" } });
+    const ok = new Violations();
+    expect(pageTokens({ l: { a: "1", b: "2" }, s: 1 }).cursorOf(pages.encode(["abc", 3]), ok)).toEqual([
+      "abc",
+      3,
+    ]);
+    expect(ok.any).toBe(false);
+    for (const [token, filters, valid] of [
+      ["%%%", { s: 1, l: { b: "2", a: "1" } }, () => true],
+      [pages.encode(["x"]), { s: 2 }, () => true],
+      [pages.encode(["x"]), { s: 1, l: { b: "2", a: "1" } }, () => false],
     ] as const) {
       const v = new Violations();
-      expect(decodePageToken(v, token, fp, valid)).toBeUndefined();
+      expect(pageTokens(filters).cursorOf(token, v, { valid })).toBeUndefined();
       expect(v.items[0]?.field).toBe("page_token");
     }
   });

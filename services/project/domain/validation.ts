@@ -99,9 +99,3 @@ export function checkLabels(v: Violations, field: string, labels: Record<string,
     }
   }
 }
-
-/** Effective page size: default when 0, clamped to the cap (negative refused earlier). */
-export function effectivePageSize(requested: number, sizes: { default: number; max: number }): number {
-  if (requested <= 0) return sizes.default;
-  return Math.min(requested, sizes.max);
-}

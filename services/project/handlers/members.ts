@@ -14,10 +14,11 @@ import {
   resourceExhausted,
 } from "../../../mesh/errors.js";
 import type { ServiceImpl } from "../../../mesh/grpc/types.js";
+import { clampPageSize } from "../../../mesh/pagination/page-size.js";
+import { pageTokens } from "../../../mesh/pagination/page-token.js";
 import { isPlatformAdmin, roleAllowedFor } from "../domain/authz.js";
 import { LIMITS, PAGE_SIZES, PRINCIPAL_ID, UUID } from "../domain/limits.js";
-import { decodePageToken, encodePageToken, filterFingerprint } from "../domain/page-token.js";
-import { effectivePageSize, Violations } from "../domain/validation.js";
+import { Violations } from "../domain/validation.js";
 import { memberAdded, memberRemoved, memberRoleChanged } from "../events.js";
 import { memberEtag, memberMessage } from "../resources.js";
 import type { Db } from "../store/db.js";
@@ -213,18 +214,11 @@ export function memberHandlers(
       if (req.principalId !== "") checkPrincipalId(v, "principal_id", req.principalId);
       v.enumValue("role", req.role, ROLES, true);
       v.enumValue("principal_type", req.principalType, PRINCIPAL_TYPES, true);
-      const fingerprint = filterFingerprint({
-        p: req.projectId,
-        r: req.role,
-        i: req.principalId,
-        t: req.principalType,
+      const pages = pageTokens({ p: req.projectId, r: req.role, i: req.principalId, t: req.principalType });
+      const cursor = pages.cursorOf(req.pageToken, v, {
+        arity: 2,
+        valid: ([projectId, principalId]) => UUID.test(String(projectId)) && typeof principalId === "string",
       });
-      const cursor = decodePageToken(
-        v,
-        req.pageToken,
-        fingerprint,
-        (k) => k.length === 2 && UUID.test(String(k[0])) && typeof k[1] === "string",
-      );
       v.throwIfAny("invalid ListMembers request");
       if (acrossProjects) {
         if (principal.id !== req.principalId && !isPlatformAdmin(principal)) {
@@ -233,7 +227,7 @@ export function memberHandlers(
       } else {
         await access(deps.pool, principal, req.projectId, "ListMembers");
       }
-      const limit = effectivePageSize(req.pageSize, PAGE_SIZES.members);
+      const limit = clampPageSize(req.pageSize, PAGE_SIZES.members);
       const rows = await listMembers(deps.pool, {
         projectId: acrossProjects ? undefined : req.projectId,
         principalId: req.principalId,
@@ -246,8 +240,7 @@ export function memberHandlers(
       const last = page.at(-1);
       return {
         members: page.map(memberMessage),
-        nextPageToken:
-          rows.length > limit && last ? encodePageToken([last.projectId, last.principalId], fingerprint) : "",
+        nextPageToken: rows.length > limit && last ? pages.encode([last.projectId, last.principalId]) : "",
       };
     },
 

@@ -11,11 +11,12 @@ import {
 import type { ProjectService } from "../../../gen/codex/project/v1/project_service_pb.js";
 import { alreadyExists, permissionDenied, resourceExhausted } from "../../../mesh/errors.js";
 import type { ServiceImpl } from "../../../mesh/grpc/types.js";
+import { clampPageSize } from "../../../mesh/pagination/page-size.js";
+import { pageTokens } from "../../../mesh/pagination/page-token.js";
 import { authorize, isPlatformAdmin, parseRoleName } from "../domain/authz.js";
 import { applyProjectMask, checkUpdateMask } from "../domain/field-mask.js";
 import { LIMITS, PAGE_SIZES, UUID } from "../domain/limits.js";
-import { decodePageToken, encodePageToken, filterFingerprint } from "../domain/page-token.js";
-import { checkLabels, checkProjectName, effectivePageSize, Violations } from "../domain/validation.js";
+import { checkLabels, checkProjectName, Violations } from "../domain/validation.js";
 import { memberAdded, projectArchived, projectCreated, projectUpdated } from "../events.js";
 import { projectMessage } from "../resources.js";
 import { uniqueViolation } from "../store/db.js";
@@ -131,15 +132,13 @@ export function projectHandlers(
       if (req.namePrefix.length > LIMITS.nameMax || !/^[a-z0-9-]*$/.test(req.namePrefix)) {
         v.add("name_prefix", "must be at most 63 characters of [a-z0-9-]");
       }
-      const fingerprint = filterFingerprint({ s: req.state, l: req.labels, n: req.namePrefix });
-      const cursor = decodePageToken(
-        v,
-        req.pageToken,
-        fingerprint,
-        (k) => k.length === 1 && typeof k[0] === "string",
-      );
+      const pages = pageTokens({ s: req.state, l: req.labels, n: req.namePrefix });
+      const cursor = pages.cursorOf(req.pageToken, v, {
+        arity: 1,
+        valid: ([name]) => typeof name === "string",
+      });
       v.throwIfAny("invalid ListProjects request");
-      const limit = effectivePageSize(req.pageSize, PAGE_SIZES.projects);
+      const limit = clampPageSize(req.pageSize, PAGE_SIZES.projects);
       const query: ProjectQuery = {
         state: req.state,
         labels: req.labels,
@@ -160,7 +159,7 @@ export function projectHandlers(
       const last = page.at(-1);
       return {
         projects: page.map(projectMessage),
-        nextPageToken: rows.length > limit && last ? encodePageToken([last.name], fingerprint) : "",
+        nextPageToken: rows.length > limit && last ? pages.encode([last.name]) : "",
       };
     },
 

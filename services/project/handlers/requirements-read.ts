@@ -4,9 +4,10 @@ import type { ProjectService } from "../../../gen/codex/project/v1/project_servi
 import { BuildBlocker, RequirementsState } from "../../../gen/codex/project/v1/requirements_pb.js";
 import { notFound } from "../../../mesh/errors.js";
 import type { ServiceImpl } from "../../../mesh/grpc/types.js";
+import { clampPageSize } from "../../../mesh/pagination/page-size.js";
+import { pageTokens } from "../../../mesh/pagination/page-token.js";
 import { PAGE_SIZES, UUID } from "../domain/limits.js";
-import { decodePageToken, encodePageToken, filterFingerprint } from "../domain/page-token.js";
-import { effectivePageSize, Violations } from "../domain/validation.js";
+import { Violations } from "../domain/validation.js";
 import { draftMessage } from "../resources.js";
 import { findByState, getDraft, listDrafts } from "../store/requirements.js";
 import { currentVisionVersion } from "../store/visions.js";
@@ -46,26 +47,21 @@ export function requirementsReadHandlers(
       const principal = callerOf(ctx);
       const v = new Violations().uuid("project_id", req.projectId).pageSize(req.pageSize);
       v.enumValue("state", req.state, STATES, true);
-      const fingerprint = filterFingerprint({ p: req.projectId, s: req.state });
-      const cursor = decodePageToken(
-        v,
-        req.pageToken,
-        fingerprint,
-        (k) => k.length === 2 && Number.isSafeInteger(k[0]) && UUID.test(String(k[1])),
-      );
+      const pages = pageTokens({ p: req.projectId, s: req.state });
+      const cursor = pages.cursorOf(req.pageToken, v, {
+        arity: 2,
+        valid: ([createMs, id]) => Number.isSafeInteger(createMs) && UUID.test(String(id)),
+      });
       v.throwIfAny("invalid ListRequirements request");
       const { project } = await access(deps.pool, principal, req.projectId, "ListRequirements");
-      const limit = effectivePageSize(req.pageSize, PAGE_SIZES.requirements);
+      const limit = clampPageSize(req.pageSize, PAGE_SIZES.requirements);
       const after = cursor ? ([new Date(Number(cursor[0])), String(cursor[1])] as const) : undefined;
       const rows = await listDrafts(deps.pool, project.id, req.state, after, limit + 1);
       const page = rows.slice(0, limit);
       const last = page.at(-1);
       return {
         requirements: page.map(draftMessage),
-        nextPageToken:
-          rows.length > limit && last
-            ? encodePageToken([last.createTime.getTime(), last.id], fingerprint)
-            : "",
+        nextPageToken: rows.length > limit && last ? pages.encode([last.createTime.getTime(), last.id]) : "",
       };
     },
 

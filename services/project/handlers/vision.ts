@@ -6,9 +6,10 @@ import {
 } from "../../../gen/codex/project/v1/vision_pb.js";
 import { aborted, notFound } from "../../../mesh/errors.js";
 import type { ServiceImpl } from "../../../mesh/grpc/types.js";
+import { clampPageSize } from "../../../mesh/pagination/page-size.js";
+import { pageTokens } from "../../../mesh/pagination/page-token.js";
 import { LIMITS, PAGE_SIZES } from "../domain/limits.js";
-import { decodePageToken, encodePageToken, filterFingerprint } from "../domain/page-token.js";
-import { effectivePageSize, Violations } from "../domain/validation.js";
+import { Violations } from "../domain/validation.js";
 import { visionSubmitted } from "../events.js";
 import { visionMessage } from "../resources.js";
 import {
@@ -92,24 +93,21 @@ export function visionHandlers(deps: Deps): Pick<Impl, "submitVision" | "getVisi
     async listVisionVersions(req, ctx) {
       const principal = callerOf(ctx);
       const v = new Violations().uuid("project_id", req.projectId).pageSize(req.pageSize);
-      const fingerprint = filterFingerprint({ p: req.projectId });
-      const cursor = decodePageToken(
-        v,
-        req.pageToken,
-        fingerprint,
-        (k) => k.length === 1 && /^\d{1,18}$/.test(String(k[0])),
-      );
+      const pages = pageTokens({ p: req.projectId });
+      const cursor = pages.cursorOf(req.pageToken, v, {
+        arity: 1,
+        valid: ([version]) => /^\d{1,18}$/.test(String(version)),
+      });
       v.throwIfAny("invalid ListVisionVersions request");
       const { project } = await access(deps.pool, principal, req.projectId, "ListVisionVersions");
-      const limit = effectivePageSize(req.pageSize, PAGE_SIZES.visions);
+      const limit = clampPageSize(req.pageSize, PAGE_SIZES.visions);
       const before = cursor ? BigInt(String(cursor[0])) : undefined;
       const rows = await listVisions(deps.pool, project.id, before, limit + 1);
       const page = rows.slice(0, limit);
       const last = page.at(-1);
       return {
         visions: page.map(visionMessage),
-        nextPageToken:
-          rows.length > limit && last ? encodePageToken([last.version.toString()], fingerprint) : "",
+        nextPageToken: rows.length > limit && last ? pages.encode([last.version.toString()]) : "",
       };
     },
   };
