@@ -5,11 +5,10 @@ import { withTransaction } from "../../../mesh/postgres/pool.js";
 import { approvalCount } from "../domain/approval.js";
 import { SYSTEM_ACTOR } from "../events.js";
 import { expiredPendingIds, getApproval, setApprovalState } from "../store/approvals.js";
-import { purgeExpiredKeys } from "../store/idempotency.js";
 import { getWorkItem } from "../store/work-items.js";
 import type { Deps } from "./deps.js";
 import { saveReassessed } from "./gate.js";
-import { REQUEST_ID_RETENTION_MS } from "./mutation.js";
+import { requestIds } from "./mutation.js";
 
 /**
  * Persists expiries: a PENDING request past its expire_time becomes EXPIRED (its item's
@@ -88,7 +87,7 @@ export class Sweeper {
   async sweepOnce(): Promise<void> {
     await expireApprovals(this.deps);
     const now = this.deps.now();
-    await purgeExpiredKeys(this.deps.pool, new Date(now.getTime() - REQUEST_ID_RETENTION_MS));
+    await requestIds.purgeExpired(this.deps.pool, now);
     if (now.getTime() - this.#lastTempSweep >= this.tempMaxAgeMs / 2) {
       this.#lastTempSweep = now.getTime();
       await this.deps.blobs().sweepTemp(this.tempMaxAgeMs, now.getTime());

@@ -15,6 +15,8 @@ import {
 import type { WorkItemService } from "../../../gen/codex/workitem/v1/workitem_service_pb.js";
 import type { Principal } from "../../../mesh/context.js";
 import type { CallContext, ServiceImpl } from "../../../mesh/grpc/types.js";
+import { clampPageSize } from "../../../mesh/pagination/page-size.js";
+import { pageTokens } from "../../../mesh/pagination/page-token.js";
 import { recordDecision } from "../app/decide.js";
 import type { Deps } from "../app/deps.js";
 import { openApproval, saveReassessed } from "../app/gate.js";
@@ -22,7 +24,6 @@ import { mutate } from "../app/mutation.js";
 import { actorId, authorize, callerOf, roleIn } from "../authz.js";
 import { approvalToProto, enumName } from "../convert.js";
 import type { DecisionKind } from "../domain/approval.js";
-import { decodePageToken, encodePageToken, filterFingerprint, pageSize } from "../domain/page-token.js";
 import { checkReason, PROJECT_ID } from "../domain/work-item-fields.js";
 import { invalidArgument, notFound, Violations, wrongState } from "../errors.js";
 import { getApproval, listApprovals, pendingApprovalOf, setApprovalState } from "../store/approvals.js";
@@ -196,15 +197,14 @@ export function approvalHandlers(
         if (name) states.push(name);
         else v.add(`states[${i}]`, "must be a known, specified value");
       });
-      const filters = {
+      const pages = pageTokens({
         p: req.projectId,
         w: req.workItemId,
         s: [...states].sort(),
         a: req.actionableByMe,
         c: actorId(caller),
-      };
-      const token = decodePageToken(req.pageToken, filterFingerprint(filters), 2);
-      if (!token.ok) v.add("page_token", token.problem);
+      });
+      const cursor = pages.cursorOf(req.pageToken, v, { arity: 2 });
       v.throwIfAny();
       let projectId = req.projectId;
       if (req.workItemId !== "") {
@@ -215,8 +215,7 @@ export function approvalHandlers(
         projectId = item.projectId;
       }
       authorize(caller, projectId, "read", { type: "project", name: projectId });
-      const limit = pageSize(req.pageSize, 50, 500);
-      const cursor = token.ok ? token.cursor : undefined;
+      const limit = clampPageSize(req.pageSize, { default: 50, max: 500 });
       const rows = await listApprovals(deps.pool, {
         projectId,
         workItemId: req.workItemId,
@@ -232,10 +231,7 @@ export function approvalHandlers(
       const last = page.at(-1);
       return create(ListApprovalRequestsResponseSchema, {
         approvalRequests: page.map(approvalToProto),
-        nextPageToken:
-          rows.length > limit && last
-            ? encodePageToken([last.createTime.getTime(), last.id], filterFingerprint(filters))
-            : "",
+        nextPageToken: rows.length > limit && last ? pages.encode([last.createTime.getTime(), last.id]) : "",
       });
     },
   };

@@ -10,12 +10,13 @@ import type { WorkItemService } from "../../../gen/codex/workitem/v1/workitem_se
 import type { Principal } from "../../../mesh/context.js";
 import { Code, ServiceError } from "../../../mesh/errors.js";
 import type { ServiceImpl } from "../../../mesh/grpc/types.js";
+import { clampPageSize } from "../../../mesh/pagination/page-size.js";
+import { pageTokens } from "../../../mesh/pagination/page-token.js";
 import { withTransaction } from "../../../mesh/postgres/pool.js";
 import type { Deps } from "../app/deps.js";
 import { checkHeader, readHeader, receiveContent } from "../app/upload.js";
 import { actorId, authorize, callerOf, readableProjects } from "../authz.js";
 import { artifactToProto } from "../convert.js";
-import { decodePageToken, encodePageToken, filterFingerprint, pageSize } from "../domain/page-token.js";
 import { alreadyExists, invalidArgument, notFound, outOfRange, Violations, wrongState } from "../errors.js";
 import {
   type ArtifactRow,
@@ -135,9 +136,8 @@ export function artifactHandlers(
       const v = new Violations();
       if (req.workItemId === "" && req.runId === "")
         v.add("work_item_id", "work_item_id or run_id is required");
-      const filters = { w: req.workItemId, r: req.runId };
-      const token = decodePageToken(req.pageToken, filterFingerprint(filters), 3);
-      if (!token.ok) v.add("page_token", token.problem);
+      const pages = pageTokens({ w: req.workItemId, r: req.runId });
+      const c = pages.cursorOf(req.pageToken, v, { arity: 3 });
       v.throwIfAny();
       let projectIds: string[] | undefined;
       if (req.workItemId !== "") {
@@ -146,8 +146,7 @@ export function artifactHandlers(
       } else {
         projectIds = readableProjects(caller);
       }
-      const limit = pageSize(req.pageSize, 100, 1000);
-      const c = token.ok ? token.cursor : undefined;
+      const limit = clampPageSize(req.pageSize, { default: 100, max: 1000 });
       const rows = await listArtifacts(deps.pool, {
         workItemId: req.workItemId.toLowerCase(),
         runId: req.runId,
@@ -160,9 +159,7 @@ export function artifactHandlers(
       return create(ListArtifactsResponseSchema, {
         artifacts: page.map(artifactToProto),
         nextPageToken:
-          rows.length > limit && last
-            ? encodePageToken([last.createTime.getTime(), last.name, last.id], filterFingerprint(filters))
-            : "",
+          rows.length > limit && last ? pages.encode([last.createTime.getTime(), last.name, last.id]) : "",
       });
     },
   };

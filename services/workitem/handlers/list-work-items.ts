@@ -7,10 +7,11 @@ import {
 } from "../../../gen/codex/workitem/v1/work_item_pb.js";
 import type { WorkItemService } from "../../../gen/codex/workitem/v1/workitem_service_pb.js";
 import type { ServiceImpl } from "../../../mesh/grpc/types.js";
+import { clampPageSize } from "../../../mesh/pagination/page-size.js";
+import { pageTokens } from "../../../mesh/pagination/page-token.js";
 import type { Deps } from "../app/deps.js";
 import { authorize, callerOf, readableProjects } from "../authz.js";
 import { enumName, workItemToProto } from "../convert.js";
-import { decodePageToken, encodePageToken, filterFingerprint, pageSize } from "../domain/page-token.js";
 import { checkEnvironment, PROJECT_ID, parseLabelSelector } from "../domain/work-item-fields.js";
 import { Violations } from "../errors.js";
 import { listWorkItems } from "../store/work-items.js";
@@ -31,16 +32,15 @@ export function listWorkItemsHandler(deps: Deps): Pick<Impl, "listWorkItems"> {
       const selector = parseLabelSelector(req.labelSelector);
       for (const p of selector.problems) v.add(p.field, p.description);
       for (const p of checkEnvironment(req.environment, "environment")) v.add(p.field, p.description);
-      const filters = {
+      const pages = pageTokens({
         p: req.projectId,
         s: [...states].sort(),
         k: [...kinds].sort(),
         l: [...req.labelSelector].sort(),
         e: req.environment,
         a: [...approvalStatuses].sort(),
-      };
-      const token = decodePageToken(req.pageToken, filterFingerprint(filters), 2);
-      if (!token.ok) v.add("page_token", token.problem);
+      });
+      const cursor = pages.cursorOf(req.pageToken, v, { arity: 2 });
       v.throwIfAny();
       let projectIds: string[] | undefined;
       if (req.projectId !== "") {
@@ -49,8 +49,7 @@ export function listWorkItemsHandler(deps: Deps): Pick<Impl, "listWorkItems"> {
       } else {
         projectIds = readableProjects(caller);
       }
-      const limit = pageSize(req.pageSize, 50, 500);
-      const cursor = token.ok ? token.cursor : undefined;
+      const limit = clampPageSize(req.pageSize, { default: 50, max: 500 });
       const rows = await listWorkItems(deps.pool, {
         projectIds,
         states,
@@ -65,10 +64,7 @@ export function listWorkItemsHandler(deps: Deps): Pick<Impl, "listWorkItems"> {
       const last = page.at(-1);
       return create(ListWorkItemsResponseSchema, {
         workItems: page.map(workItemToProto),
-        nextPageToken:
-          rows.length > limit && last
-            ? encodePageToken([last.createTime.getTime(), last.id], filterFingerprint(filters))
-            : "",
+        nextPageToken: rows.length > limit && last ? pages.encode([last.createTime.getTime(), last.id]) : "",
       });
     },
   };

@@ -11,12 +11,13 @@ import {
 } from "../../../gen/codex/workitem/v1/recipe_pb.js";
 import type { WorkItemService } from "../../../gen/codex/workitem/v1/workitem_service_pb.js";
 import type { ServiceImpl } from "../../../mesh/grpc/types.js";
+import { clampPageSize } from "../../../mesh/pagination/page-size.js";
+import { pageTokens } from "../../../mesh/pagination/page-token.js";
 import type { Deps } from "../app/deps.js";
 import { reassess, saveReassessed } from "../app/gate.js";
 import { mutate } from "../app/mutation.js";
 import { actorId, callerOf } from "../authz.js";
 import { parsedRecipeToProto, recipeToProto, workItemToProto } from "../convert.js";
-import { decodePageToken, encodePageToken, filterFingerprint, pageSize } from "../domain/page-token.js";
 import { DEFAULT_RECIPE_LIMITS, type ParseRecipeResult, parseRecipe } from "../domain/recipe/index.js";
 import { invalidArgument, notFound, Violations, wrongState } from "../errors.js";
 import { getRecipe, insertRecipe, listRecipes } from "../store/recipes.js";
@@ -164,20 +165,19 @@ export function recipeHandlers(
     async listToolRecipeVersions(req, ctx) {
       const caller = callerOf(ctx);
       const id = requireId(req.workItemId, "work_item_id");
-      const fingerprint = filterFingerprint({ w: id });
-      const token = decodePageToken(req.pageToken, fingerprint, 1);
+      const pages = pageTokens({ w: id });
       const v = new Violations();
-      if (!token.ok) v.add("page_token", token.problem);
+      const cursor = pages.cursorOf(req.pageToken, v, { arity: 1 });
       v.throwIfAny();
       await itemFor(deps.pool, caller, id, "read");
-      const limit = pageSize(req.pageSize, 20, 100);
-      const before = token.ok && token.cursor ? Number(token.cursor[0]) : undefined;
+      const limit = clampPageSize(req.pageSize, { default: 20, max: 100 });
+      const before = cursor ? Number(cursor[0]) : undefined;
       const rows = await listRecipes(deps.pool, id, limit + 1, before);
       const page = rows.slice(0, limit);
       const last = page.at(-1);
       return create(ListToolRecipeVersionsResponseSchema, {
         recipes: page.map(recipeToProto),
-        nextPageToken: rows.length > limit && last ? encodePageToken([last.version], fingerprint) : "",
+        nextPageToken: rows.length > limit && last ? pages.encode([last.version]) : "",
       });
     },
   };
