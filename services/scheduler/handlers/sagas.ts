@@ -9,6 +9,7 @@ import {
 } from "../../../gen/codex/scheduler/v1/saga_pb.js";
 import type { SchedulerService } from "../../../gen/codex/scheduler/v1/scheduler_service_pb.js";
 import type { ServiceImpl } from "../../../mesh/grpc/types.js";
+import { clampPageSize } from "../../../mesh/pagination/page-size.js";
 import { withTransaction } from "../../../mesh/postgres/pool.js";
 import type { Core } from "../core.js";
 import { WORK_ITEM_CREATION } from "../domain/saga-plan.js";
@@ -21,7 +22,7 @@ import { requestHash } from "../store/idempotency.js";
 import { getSaga, getSagaByRequest, insertSaga, listSagas, type SagaRow, stepsOf } from "../store/sagas.js";
 import { authorize, callerOf, readableProjects, validRequestId } from "./authz.js";
 import { fromOptions } from "./options.js";
-import { decodePageToken, encodePageToken, pageSize } from "./page-token.js";
+import { PAGE_SIZES, schedulerPageTokens } from "./paging.js";
 
 type Impl = ServiceImpl<typeof SchedulerService>;
 
@@ -125,14 +126,17 @@ export function sagaHandlers(
 
     async listSagas(req, ctx) {
       const principal = callerOf(ctx);
-      const filters = { p: req.projectId, s: [...req.states].sort() };
-      const key = decodePageToken(req.pageToken, filters);
+      const pages = schedulerPageTokens({ p: req.projectId, s: [...req.states].sort() });
+      const key = pages.cursorOf(req.pageToken, {
+        arity: 2,
+        valid: ([time, id]) => typeof time === "string" && typeof id === "string",
+      });
       let projects: string[] | undefined;
       if (req.projectId !== "") {
         authorize(principal, req.projectId, "read", { type: "project", name: req.projectId });
         projects = [req.projectId];
       } else projects = readableProjects(principal);
-      const limit = pageSize(req.pageSize);
+      const limit = clampPageSize(req.pageSize, PAGE_SIZES);
       const rows = await listSagas(core.pool, {
         projects,
         states: req.states.map((s) => SagaState[s]).filter((s) => s !== undefined),
@@ -147,7 +151,7 @@ export function sagaHandlers(
       const last = page.at(-1);
       return {
         sagas: page.map((s) => sagaMessage(s, steps.get(s.id) ?? [])),
-        nextPageToken: rows.length > limit && last ? encodePageToken(filters, [last.orderTime, last.id]) : "",
+        nextPageToken: rows.length > limit && last ? pages.encode([last.orderTime, last.id]) : "",
       };
     },
   };

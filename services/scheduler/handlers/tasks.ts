@@ -2,6 +2,7 @@ import { durationMs } from "@bufbuild/protobuf/wkt";
 import type { SchedulerService } from "../../../gen/codex/scheduler/v1/scheduler_service_pb.js";
 import { RunOutcome, TaskState } from "../../../gen/codex/scheduler/v1/task_pb.js";
 import type { CallContext, ServiceImpl } from "../../../mesh/grpc/types.js";
+import { clampPageSize } from "../../../mesh/pagination/page-size.js";
 import type { Core } from "../core.js";
 import { applyRunOutcome, type RunResult } from "../dispatch/outcome.js";
 import { toScheduleSpec } from "../domain/schedule-spec.js";
@@ -10,7 +11,7 @@ import type { Cause } from "../events/publish.js";
 import { getTask, isUuid, TASK_COLUMNS, toTaskRow } from "../store/tasks.js";
 import { authorize, callerOf, readableProjects, validRequestId } from "./authz.js";
 import { fromOptions } from "./options.js";
-import { decodePageToken, encodePageToken, pageSize } from "./page-token.js";
+import { PAGE_SIZES, schedulerPageTokens } from "./paging.js";
 import { scheduleWorkItem } from "./schedule.js";
 import { taskMessages } from "./task-message.js";
 import { cancelTaskById, requeueTask, unscheduleTask } from "./task-ops.js";
@@ -74,14 +75,19 @@ export function taskHandlers(
 
     async listTasks(req, ctx) {
       const principal = callerOf(ctx);
-      const filters = { p: req.projectId, s: [...req.states].sort(), w: req.workItemId };
-      const key = decodePageToken(req.pageToken, filters);
+      const pages = schedulerPageTokens({ p: req.projectId, s: [...req.states].sort(), w: req.workItemId });
+      // (priority, ready-or-create time, id) of the last task returned.
+      const key = pages.cursorOf(req.pageToken, {
+        arity: 3,
+        valid: ([priority, time, id]) =>
+          typeof priority === "number" && typeof time === "string" && typeof id === "string",
+      });
       let projects: string[] | undefined;
       if (req.projectId !== "") {
         authorize(principal, req.projectId, "read", { type: "project", name: req.projectId });
         projects = [req.projectId];
       } else projects = readableProjects(principal);
-      const limit = pageSize(req.pageSize);
+      const limit = clampPageSize(req.pageSize, PAGE_SIZES);
       const states = req.states.map((s) => TaskState[s]).filter((s) => s !== undefined);
       const { rows } = await core.pool.query(
         `SELECT ${TASK_COLUMNS}, COALESCE(ready_time, create_time)::text AS order_time FROM tasks
@@ -105,7 +111,7 @@ export function taskHandlers(
       const last = page.at(-1);
       const next =
         rows.length > limit && last
-          ? encodePageToken(filters, [last.priority as number, last.order_time as string, last.id as string])
+          ? pages.encode([last.priority as number, last.order_time as string, last.id as string])
           : "";
       return { tasks: await taskMessages(core.pool, page.map(toTaskRow)), nextPageToken: next };
     },
