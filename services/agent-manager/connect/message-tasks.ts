@@ -21,6 +21,8 @@ export interface TaskSink {
   infoCreated(created: InfoRequestCreated): void;
   /** A heartbeat was processed: it is acknowledged even when the watermark cannot move. */
   beat(): void;
+  /** The agent ended its lease on a run (completed or handed back). */
+  ended(runId: string): void;
 }
 
 export function taskOf(
@@ -81,6 +83,7 @@ export function taskOf(
         async () => {
           const { status, exitCode, error } = m.value;
           await ops.complete(agentId, m.value.runId, m.value.fencingToken, { status, exitCode, error }, corr);
+          sink.ended(m.value.runId);
         },
       ];
     case "reject":
@@ -88,6 +91,7 @@ export function taskOf(
         m.value.runId,
         async () => {
           await ops.reject(agentId, m.value.runId, m.value.fencingToken, m.value.reason, corr);
+          sink.ended(m.value.runId);
         },
       ];
     case "hello":

@@ -171,6 +171,10 @@ export class Session {
       beat: () => {
         this.#beats = true;
       },
+      ended: (runId) => {
+        this.#pushed.delete(runId);
+        this.#earlyCancels.delete(runId);
+      },
     });
     this.#track(msg.messageSeq, runId, fn);
   }

@@ -57,6 +57,18 @@ export class Dispatcher {
     this.schedule();
   }
 
+  /**
+   * A run about to be enqueued: dispatch it now, so its claim is submitted before its insert
+   * and both commit in the same batch (kinds apply in order: insert, then claim). That saves a
+   * whole transaction on the enqueue -> assignment path. If the claim runs first in another
+   * batch it finds no row and drops the entry; the enqueue's own "pending" notice after commit
+   * puts it back.
+   */
+  offer(run: PendingNotice): void {
+    this.#queue.add(run);
+    this.#pass();
+  }
+
   removePending(runId: string): void {
     this.#queue.remove(runId);
   }

@@ -48,8 +48,18 @@ export function runHandlers(core: Core): Pick<Impl, "enqueueRun" | "getRun" | "l
       if (!req.workItem) problems.push({ field: "work_item", description: "is required" });
       throwIfProblems("invalid run", problems);
       const snapshot = req.workItem ?? ({} as never);
+      const id = randomUUID();
+      const tools = (snapshot.recipe?.tools ?? []).map((t) => ({ name: t.name, version: t.version }));
+      core.dispatcher.offer({
+        id,
+        priority: req.priority,
+        createdMs: Date.now(),
+        selector: { ...req.agentSelector },
+        tools,
+        rejectedBy: [],
+      });
       const { row, created } = await core.committer.submit(enqueueKind, {
-        id: randomUUID(),
+        id,
         taskId: req.taskId,
         attempt: req.attempt,
         workItemId: req.workItemId,
@@ -57,12 +67,13 @@ export function runHandlers(core: Core): Pick<Impl, "enqueueRun" | "getRun" | "l
         requestId: req.requestId,
         priority: req.priority,
         selector: { ...req.agentSelector },
-        tools: (snapshot.recipe?.tools ?? []).map((t) => ({ name: t.name, version: t.version })),
+        tools,
         workItem: toBinary(WorkItemSnapshotSchema, snapshot),
         traceId: traceIdNow(),
         origin: originOf(principal, ctx.correlationId),
       });
       if (created) core.notifier.emit({ t: "pending", run: pendingOf(row) });
+      else core.dispatcher.removePending(id);
       return { run: toRun(row) };
     },
 

@@ -169,7 +169,8 @@ export class GroupCommitter {
           { err, size: batch.length },
           "group commit failed; retrying its changes one by one",
         );
-        for (const p of batch) await this.#commit([p], false);
+        // Alone, in the batch's kind order: an assign must not run before its run's insert.
+        for (const kind of kinds) for (const p of byKind.get(kind) ?? []) await this.#commit([p], false);
         return;
       }
       for (const p of batch) p.reject(err);
