@@ -23,13 +23,13 @@ import {
 } from "../../../mesh/errors.js";
 import type { ServiceImpl } from "../../../mesh/grpc/types.js";
 import type { Subjects } from "../../../mesh/nats/subjects.js";
+import { type PageTokenFormat, pageTokens } from "../../../mesh/pagination/page-token.js";
 import { withTransaction } from "../../../mesh/postgres/pool.js";
 import type { MembershipSource } from "../auth/memberships.js";
 import { access, callerOf } from "./access.js";
 import { etagOf, stateFromProto, toApiKey } from "./convert.js";
 import { stageCreated, stageRevoked } from "./events.js";
 import { idempotent } from "./idempotency.js";
-import { decodeToken, encodeToken, fingerprint } from "./page-token.js";
 import { newSecret } from "./secret.js";
 import { activeKeys, getKey, insertKey, listKeys, lockProject, revokeKey, stateOf } from "./store.js";
 import {
@@ -41,6 +41,13 @@ import {
   Violations,
   validateNewKey,
 } from "./validation.js";
+
+/**
+ * ListApiKeys tokens name the (create_time, id) cursor's parts `t` and `i`, as first released;
+ * kept so tokens clients hold stay valid.
+ */
+const PAGE_TOKEN_FORMAT: PageTokenFormat = { cursorFields: ["t", "i"] };
+const KEY_ID = /^[0-9a-f-]{36}$/;
 
 export interface ApiKeyServiceDeps {
   pool: pg.Pool;
@@ -132,8 +139,16 @@ export function apiKeyService(deps: ApiKeyServiceDeps): ServiceImpl<typeof ApiKe
       const v = new Violations();
       const limit = pageSize(v, req.pageSize);
       const state = stateFromProto(req.state);
-      const fp = fingerprint([req.projectId, state ?? "", req.createdBy]);
-      const after = decodeToken(v, req.pageToken, fp);
+      const pages = pageTokens([req.projectId, state ?? "", req.createdBy], PAGE_TOKEN_FORMAT);
+      const cursor = pages.cursorOf(req.pageToken, v, {
+        arity: 2,
+        valid: ([time, id]) =>
+          typeof time === "string" &&
+          !Number.isNaN(new Date(time).getTime()) &&
+          typeof id === "string" &&
+          KEY_ID.test(id),
+      });
+      const after = cursor ? { createTime: new Date(String(cursor[0])), id: String(cursor[1]) } : undefined;
       v.throwIfAny("invalid list request");
       const now = clock();
       const rows = await listKeys(deps.pool, {
@@ -148,7 +163,8 @@ export function apiKeyService(deps: ApiKeyServiceDeps): ServiceImpl<typeof ApiKe
       const last = page.at(-1);
       return create(ListApiKeysResponseSchema, {
         apiKeys: page.map((r) => toApiKey(r, now)),
-        nextPageToken: rows.length > limit && last ? encodeToken(last, fp) : "",
+        nextPageToken:
+          rows.length > limit && last ? pages.encode([last.createTime.toISOString(), last.id]) : "",
       });
     },
 
