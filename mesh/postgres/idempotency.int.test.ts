@@ -2,12 +2,14 @@ import { createHash, randomBytes } from "node:crypto";
 import { create, toJsonString } from "@bufbuild/protobuf";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { Code, ServiceError } from "../errors.js";
 import {
   IdempotencyKeys,
   type IdempotentCall,
   idempotencyMigrationSql,
   type RequestKey,
+  refuseRequestId,
   requestFingerprint,
   runIdempotent,
 } from "./idempotency.js";
@@ -76,6 +78,15 @@ async function mutate(k: RequestKey, label: string, now = T0, store = keys): Pro
   );
 }
 
+/** A promise and the function settling it, to hold a transaction open at a chosen point. */
+function signal(): { done: Promise<void>; fire: () => void } {
+  let fire: () => void = () => {};
+  const done = new Promise<void>((r) => {
+    fire = r;
+  });
+  return { done, fire };
+}
+
 async function count(label: string): Promise<number> {
   const { rows } = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM done WHERE label = $1", [
     label,
@@ -125,51 +136,37 @@ describe("runIdempotent", () => {
 
   it("lets exactly one of two concurrent duplicates work; the other waits and replays", async () => {
     const k = key();
-    let release: () => void = () => {};
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
-    let started: () => void = () => {};
-    const firstStarted = new Promise<void>((r) => {
-      started = r;
-    });
+    const [started, gate] = [signal(), signal()];
     const first = withTransaction(pool, (c) =>
       runIdempotent(c, keys, call(k), async () => {
         await c.query("INSERT INTO done (label) VALUES ('race')");
-        started();
-        await gate;
+        started.fire();
+        await gate.done;
         return "winner";
       }),
     );
-    await firstStarted;
+    await started.done;
     const second = mutate(k, "race");
     await new Promise((r) => setTimeout(r, 150));
-    release();
+    gate.fire();
     expect(await Promise.all([first, second])).toEqual(["winner", "winner"]);
     expect(await count("race")).toBe(1);
   });
 
   it("lets a waiting duplicate run itself when the first rolls back", async () => {
     const k = key();
-    let release: () => void = () => {};
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
-    let started: () => void = () => {};
-    const firstStarted = new Promise<void>((r) => {
-      started = r;
-    });
+    const [started, gate] = [signal(), signal()];
     const first = withTransaction(pool, (c) =>
       runIdempotent(c, keys, call(k), async () => {
-        started();
-        await gate;
+        started.fire();
+        await gate.done;
         throw new Error("rolled back");
       }),
     );
-    await firstStarted;
+    await started.done;
     const second = mutate(k, "took-over");
     await new Promise((r) => setTimeout(r, 150));
-    release();
+    gate.fire();
     await expect(first).rejects.toThrow("rolled back");
     expect(await second).toBe("took-over");
   });
@@ -178,6 +175,20 @@ describe("runIdempotent", () => {
     const k = key();
     await withTransaction(pool, (c) => keys.claim(c, k, T0));
     await expect(mutate(k, "z")).rejects.toThrow("refused: in-flight");
+  });
+
+  it("refuses by default with INVALID_ARGUMENT on request_id, or ABORTED IN_FLIGHT", async () => {
+    const k = key();
+    await mutate(k, "default-refusal");
+    const { refuse: _custom, ...defaults } = call({ ...k, requestHash: "other" });
+    const err = await withTransaction(pool, (c) => runIdempotent(c, keys, defaults, async () => "x")).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ServiceError);
+    expect((err as ServiceError).code).toBe(Code.INVALID_ARGUMENT);
+    expect((err as ServiceError).findDetail(BadRequestSchema)?.fieldViolations[0]?.field).toBe("request_id");
+    const inFlight = refuseRequestId("in-flight") as ServiceError;
+    expect([inFlight.code, inFlight.reason]).toEqual([Code.ABORTED, "IN_FLIGHT"]);
   });
 });
 

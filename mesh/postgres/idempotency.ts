@@ -1,6 +1,7 @@
 import { type DescMessage, type MessageShape, toJson } from "@bufbuild/protobuf";
 import type pg from "pg";
 import { type FingerprintOptions, fingerprint } from "../crypto/fingerprint.js";
+import { aborted, invalidArgument } from "../errors.js";
 
 /**
  * request_id idempotency: (principal, request_id) → the method, a fingerprint of the request and
@@ -150,8 +151,23 @@ export interface IdempotentCall<T> {
   /** The bytes kept for replays; may leave out what must never be stored (a secret shown once). */
   encode(response: T): Uint8Array;
   decode(stored: Uint8Array): T;
-  /** The error to throw when the id cannot be honoured; each service keeps its contract's codes. */
-  refuse(why: "reused" | "in-flight"): Error;
+  /**
+   * The error to throw when the id cannot be honoured; default {@link refuseRequestId}. A
+   * service whose contract names other codes passes its own.
+   */
+  refuse?: (why: "reused" | "in-flight") => Error;
+}
+
+/**
+ * The usual refusals: a reused id is INVALID_ARGUMENT on `request_id` (the caller must pick a
+ * new one); a claim still in flight is ABORTED `IN_FLIGHT` (retrying later will replay it).
+ */
+export function refuseRequestId(why: "reused" | "in-flight"): Error {
+  return why === "reused"
+    ? invalidArgument("request_id was already used for a different request", [
+        { field: "request_id", description: "was already used for a different request; use a new UUID" },
+      ])
+    : aborted("the original request is still in flight; retry", "IN_FLIGHT");
 }
 
 /**
@@ -170,7 +186,7 @@ export async function runIdempotent<T>(
       return call.decode(claim.response);
     case "reused":
     case "in-flight":
-      throw call.refuse(claim.kind);
+      throw (call.refuse ?? refuseRequestId)(claim.kind);
     case "claimed": {
       const response = await work();
       await keys.saveResponse(db, call.key, call.encode(response));
