@@ -1,6 +1,5 @@
 import { type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import type { Principal } from "../../../mesh/context.js";
-import { aborted, invalidArgument } from "../../../mesh/errors.js";
 import type { CallContext } from "../../../mesh/grpc/types.js";
 import { IdempotencyKeys, requestFingerprint, runIdempotent } from "../../../mesh/postgres/idempotency.js";
 import { LIMITS } from "../domain/limits.js";
@@ -21,7 +20,8 @@ export interface IdempotentCall<I extends DescMessage, O extends DescMessage> {
 /**
  * Runs a mutation at most once per (principal, request_id) within 24 hours (see
  * mesh/postgres/idempotency.ts): a replay returns exactly what the first call returned, even
- * if the resource changed since. Reusing a request_id for another request is INVALID_ARGUMENT.
+ * if the resource changed since. Reusing a request_id for another request is INVALID_ARGUMENT
+ * (mesh's refuseRequestId).
  */
 export async function idempotent<I extends DescMessage, O extends DescMessage>(
   deps: Deps,
@@ -46,15 +46,6 @@ export async function idempotent<I extends DescMessage, O extends DescMessage>(
         now: tx.now,
         encode: (response) => toBinary(call.output, response),
         decode: (stored) => fromBinary(call.output, stored),
-        refuse: (why) =>
-          why === "reused"
-            ? invalidArgument("request_id was already used for a different request", [
-                {
-                  field: "request_id",
-                  description: "was already used for a different request; use a new UUID",
-                },
-              ])
-            : aborted("the original request is still in flight; retry", "IN_FLIGHT"),
       },
       () => fn(tx),
     ),
