@@ -10,7 +10,6 @@
 import { type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import type pg from "pg";
 import type { Principal } from "../../../mesh/context.js";
-import { aborted, invalidArgument } from "../../../mesh/errors.js";
 import { IdempotencyKeys, requestFingerprint, runIdempotent } from "../../../mesh/postgres/idempotency.js";
 import { LIMITS } from "./validation.js";
 
@@ -51,15 +50,6 @@ export async function idempotent<I extends DescMessage, O extends DescMessage>(
       now,
       encode: (response) => toBinary(call.output, call.stored ? call.stored(response) : response),
       decode: (stored) => fromBinary(call.output, stored),
-      refuse: (why) =>
-        why === "reused"
-          ? invalidArgument("request_id was already used for a different request", [
-              {
-                field: "request_id",
-                description: "was already used for a different request; use a new UUID",
-              },
-            ])
-          : aborted("the original request is still in flight; retry", "IN_FLIGHT"),
     },
     fn,
   );
