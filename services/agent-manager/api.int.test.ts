@@ -223,6 +223,7 @@ describe("reads and fleet administration", () => {
     await eventually("assigned", () => a.assignments().length === 1);
     const busy = await failure(h.client(ADMIN).deregisterAgent({ agentId: a.id }), Code.FAILED_PRECONDITION);
     expect(busy.reason).toBe("WRONG_STATE");
+    a.stopHeartbeats();
     await h.client(ADMIN).deregisterAgent({ agentId: a.id, force: true });
     await a.ended();
     expect(a.error?.code).toBe(Code.UNAUTHENTICATED);
