@@ -18,6 +18,7 @@ import { LogHub } from "./dispatch/log-hub.js";
 import { OfflineDetector } from "./dispatch/offline-detector.js";
 import { Sweeper } from "./dispatch/sweeper.js";
 import { deriveKeys } from "./domain/secret-box.js";
+import { claimRunConsumer } from "./events/claim-command.js";
 import { selfOrigin } from "./events/origin.js";
 import { registrationHandlers } from "./handlers/agent-registration.js";
 import { agentRunHandlers } from "./handlers/agent-runs.js";
@@ -217,5 +218,8 @@ export const agentManagerService: ServiceDefinition<typeof agentManagerConfigSpe
         redis.disconnect();
       },
     });
+    // Added after the component above, so it stops first (no command handled while flushing).
+    const claims = claimRunConsumer(core, host.nats.nc);
+    host.addComponent("claim-run-consumer", { start: () => claims.start(), stop: () => claims.stop() });
   },
 };

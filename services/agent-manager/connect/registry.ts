@@ -65,6 +65,11 @@ export class SessionRegistry {
       case "cancel":
         session.cancel(n.runId, BigInt(n.token), n.reason);
         return;
+      case "assigned":
+        session
+          .adopt(n.runId)
+          .catch((err: unknown) => this.logger.warn({ err, runId: n.runId }, "pinned run not pushed"));
+        return;
       case "answer":
         session
           .answers(n.runId)

@@ -21,7 +21,7 @@ import type { LeaseStatusInit } from "../dispatch/agent-ops.js";
 import { answersFor } from "../dispatch/info-ops.js";
 import { streamErrorOf } from "../errors.js";
 import { type AgentRow, profileOf } from "../store/agents.js";
-import { leasedRunsOf, type RunRow, toRun } from "../store/runs.js";
+import { getRun, leasedRunsOf, type RunRow, toRun } from "../store/runs.js";
 import { AckTracker } from "./ack-tracker.js";
 import { openSession, type ResponseInit } from "./hello.js";
 import { taskOf } from "./message-tasks.js";
@@ -94,6 +94,16 @@ export class Session {
     for (const value of await answersFor(this.core, this.agent.id, [runId], false)) {
       this.out.push({ message: { case: "infoAnswer", value } });
     }
+  }
+
+  /** Pushes a run leased to this agent outside the dispatcher (ClaimRun command). */
+  async adopt(runId: string): Promise<void> {
+    const agent = this.agent;
+    if (!agent || this.#pushed.has(runId)) return;
+    const row = await getRun(this.core.pool, runId);
+    if (!row || row.agent_id !== agent.id || (row.state !== 2 && row.state !== 3)) return;
+    this.core.dispatcher.adopt(agent.id, runId);
+    this.#assignment(row);
   }
 
   drain(reason: string, deadlineMs: number | null): void {

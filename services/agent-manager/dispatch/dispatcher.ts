@@ -109,6 +109,20 @@ export class Dispatcher {
     }
   }
 
+  /** Free slots of an agent connected here, or undefined when it is not. */
+  roomFor(agentId: string): number | undefined {
+    const slot = this.#slots.get(agentId);
+    return slot ? freeOf(slot) : undefined;
+  }
+
+  /** A run leased to an agent outside the dispatcher (ClaimRun command): count it. */
+  adopt(agentId: string, runId: string): void {
+    const slot = this.#slots.get(agentId);
+    if (!slot || slot.held.has(runId)) return;
+    slot.held.add(runId);
+    slot.changes += 1;
+  }
+
   /** A mark that changes whenever the agent's held runs change (see resetHeld). */
   heldMark(agentId: string): number {
     return this.#slots.get(agentId)?.changes ?? -1;

@@ -24,6 +24,7 @@ export interface PendingNotice {
 export type Notice =
   | { t: "pending"; run: PendingNotice }
   | { t: "taken"; runId: string }
+  | { t: "assigned"; agentId: string; runId: string }
   | { t: "released"; agentId: string; runId: string }
   | { t: "cancel"; agentId: string; runId: string; token: string; reason: string }
   | { t: "answer"; agentId: string; runId: string; infoRequestId: string }

@@ -91,21 +91,23 @@ export interface AssignItem {
 export const assignKind: BatchKind<AssignItem, RunRow | undefined> = {
   name: "assign",
   async apply(ctx, items) {
-    const ttl = items[0]?.leaseTtlMs ?? 0;
-    const expireAt = new Date(ctx.now.getTime() + ttl);
+    const expiries = items.map((i) => new Date(ctx.now.getTime() + i.leaseTtlMs));
     const { rows } = await ctx.client.query<RunRow>(
       `UPDATE runs r SET state = 2, agent_id = u.agent_id, fencing_token = r.fencing_token + 1,
-              lease_expire_at = $3, assigned_at = $4, started_at = NULL, current_step = 0,
+              lease_expire_at = u.expire_at, assigned_at = $4, started_at = NULL, current_step = 0,
               version = r.version + 1
-       FROM unnest($1::uuid[], $2::text[]) AS u(id, agent_id)
+       FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS u(id, agent_id, expire_at)
        WHERE r.id = u.id AND r.state = 1
        RETURNING r.*`,
-      [items.map((i) => i.runId), items.map((i) => i.agentId), expireAt, ctx.now],
+      [items.map((i) => i.runId), items.map((i) => i.agentId), expiries, ctx.now],
     );
     const byId = new Map(rows.map((r) => [r.id, r]));
     return items.map((item) => {
       const row = byId.get(item.runId);
-      if (row) ctx.stage(runAssigned(row, expireAt.getTime(), item.origin, ctx.now));
+      if (row)
+        ctx.stage(
+          runAssigned(row, row.lease_expire_at?.getTime() ?? ctx.now.getTime(), item.origin, ctx.now),
+        );
       return { ok: true, value: row };
     });
   },
