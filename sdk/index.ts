@@ -6,6 +6,7 @@
 export { RunStopped, type StopKind } from "./active-run.js";
 export { type FailureAction, type GradedFailure, gradeFailure } from "./failure.js";
 export { isTerminal, type WorkerState } from "./lifecycle.js";
+export type { RunSettlement } from "./run-table.js";
 export { handleSignals, type SignalOptions } from "./signals.js";
 export * from "./types.js";
 export { AgentWorker, type AgentWorkerOptions } from "./worker.js";

@@ -19,6 +19,8 @@ import type { Entry, Outbound } from "./outbound.js";
 import { completionOf } from "./outcome.js";
 import type { AssignmentHandler, RunResult, SdkLogger } from "./types.js";
 
+export type RunSettlement = "completed" | "handed-back" | "abandoned";
+
 export interface RunTableOptions {
   outbound: Outbound;
   logger: SdkLogger;
@@ -28,6 +30,8 @@ export interface RunTableOptions {
   /** Log bytes queued or unacknowledged on the stream before runs stop flushing. */
   maxInFlightLogBytes: number;
   logFlushMs: number;
+  /** A run left this agent: outcome acknowledged, handed back, or abandoned (lease lost). */
+  onSettled?: (runId: string, how: RunSettlement) => void;
   upload(
     run: ActiveRun,
     name: string,
@@ -179,17 +183,20 @@ export class RunTable implements RunHost {
     }
     run.phase = "completing";
     const stop = run.stopped;
-    if (stop?.kind === "lease-lost") return this.#forget(run);
+    if (stop?.kind === "lease-lost") return this.#forget(run, "abandoned");
     this.#flushRun(run);
     if (stop?.kind === "hand-back") {
-      this.send({ ...rejection(run.runId, run.token, stop.message), onAcked: () => this.#forget(run) });
+      this.send({
+        ...rejection(run.runId, run.token, stop.message),
+        onAcked: () => this.#forget(run, "handed-back"),
+      });
       return;
     }
     const c = completionOf(outcome, stop?.kind === "cancel" ? stop.message : undefined);
     this.send({
       runId: run.runId,
       payload: { case: "complete", value: { runId: run.runId, fencingToken: run.token, ...c } },
-      onAcked: () => this.#forget(run),
+      onAcked: () => this.#forget(run, "completed"),
     });
   }
 
@@ -197,12 +204,13 @@ export class RunTable implements RunHost {
     this.o.logger.warn({ runId: run.runId }, `lease lost, dropping the run: ${why}`);
     run.stop("lease-lost", why);
     this.o.outbound.dropRun(run.runId);
-    if (run.phase === "completing") this.#forget(run);
+    if (run.phase === "completing") this.#forget(run, "abandoned");
   }
 
-  #forget(run: ActiveRun): void {
+  #forget(run: ActiveRun, how: RunSettlement): void {
     if (this.#runs.get(run.runId) !== run) return;
     this.#runs.delete(run.runId);
+    this.o.onSettled?.(run.runId, how);
     if (this.#runs.size > 0) return;
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];

@@ -56,12 +56,16 @@ const logText = (fake: FakeAgentManager, runId: string) =>
 
 describe("AgentWorker over the Connect protocol", () => {
   it("runs an assignment: RUNNING, step updates, logs sent before the completion", async () => {
-    const { fake, worker } = await setup(async (run, ctx) => {
-      ctx.log("stdout", `building ${run.workItem.title}`);
-      ctx.setStep(1);
-      ctx.log("stderr", "warning: something");
-      return { exitCode: 0 };
-    });
+    const settled: string[] = [];
+    const { fake, worker } = await setup(
+      async (run, ctx) => {
+        ctx.log("stdout", `building ${run.workItem.title}`);
+        ctx.setStep(1);
+        ctx.log("stderr", "warning: something");
+        return { exitCode: 0 };
+      },
+      { onRunSettled: (runId, how) => settled.push(`${runId}:${how}`) },
+    );
     await worker.start();
     expect(worker.state).toBe("RUNNING");
     fake.assign("r1");
@@ -77,6 +81,7 @@ describe("AgentWorker over the Connect protocol", () => {
     const lastLog = fake.received.findLastIndex((r) => r.msg.message.case === "logs");
     const done = fake.received.findIndex((r) => r.msg.message.case === "complete");
     expect(lastLog).toBeLessThan(done);
+    await expect.poll(() => settled).toEqual(["r1:completed"]);
   });
 
   it("keeps heartbeating, listing the run, while the handler hogs the event loop in slices", async () => {

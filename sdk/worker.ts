@@ -24,7 +24,7 @@ import { gradeFailure } from "./failure.js";
 import { HeartbeatTimer } from "./heartbeat.js";
 import { isTerminal, type StateListener, WorkerLifecycle, type WorkerState } from "./lifecycle.js";
 import { Outbound } from "./outbound.js";
-import { RunTable } from "./run-table.js";
+import { type RunSettlement, RunTable } from "./run-table.js";
 import { runSession, type SessionEnd } from "./session.js";
 import { durationMs, sleep } from "./time.js";
 import type {
@@ -47,6 +47,11 @@ export interface AgentWorkerOptions {
   welcomeTimeoutMs?: number;
   /** Log batching: flush interval (default 100 ms) and memory bounds. */
   logs?: { flushMs?: number; maxBufferedBytesPerRun?: number; maxInFlightBytes?: number };
+  /**
+   * Called when a run leaves this agent: its outcome was acknowledged by the manager
+   * ("completed"), it was handed back ("handed-back"), or its lease was lost ("abandoned").
+   */
+  onRunSettled?: (runId: string, how: RunSettlement) => void;
   /** Called when the manager drains this agent (DrainAgent): no new work will come until undrained. */
   onDrainNotice?: (reason: string) => void;
 }
@@ -85,6 +90,7 @@ export class AgentWorker {
       maxLogBufferBytes: opts.logs?.maxBufferedBytesPerRun ?? 8 * 1024 * 1024,
       maxInFlightLogBytes: opts.logs?.maxInFlightBytes ?? 4 * 1024 * 1024,
       logFlushMs: opts.logs?.flushMs ?? 100,
+      ...(opts.onRunSettled ? { onSettled: opts.onRunSettled } : {}),
       upload: (run, name, contentType, data) =>
         uploadArtifact(
           this.#clients.workItems,

@@ -66,6 +66,19 @@ export function peakRss(pid: number | undefined): number | undefined {
   }
 }
 
+/** CPU time (user + system) a live process has used, seconds; undefined once it is gone. */
+export function cpuSeconds(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second on Linux).
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
 export class ProcessStack {
   readonly prefix = uniqueName("e2e");
   readonly meshSecret = randomBytes(32).toString("base64url");
@@ -119,6 +132,11 @@ export class ProcessStack {
   /** Peak RSS (VmHWM) per service process, bytes. */
   peakRss(): Record<string, number | undefined> {
     return Object.fromEntries([...this.processes].map(([n, p]) => [n, peakRss(p.child.pid)]));
+  }
+
+  /** CPU seconds used so far per service process. */
+  cpuSeconds(): Record<string, number | undefined> {
+    return Object.fromEntries([...this.processes].map(([n, p]) => [n, cpuSeconds(p.child.pid)]));
   }
 
   /** SIGTERM to every service, SIGKILL after `forceMs`; then drops schemas, streams and keys. */

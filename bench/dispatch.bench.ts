@@ -1,0 +1,233 @@
+/**
+ * Dispatch benchmark: the whole control plane as separate processes (compiled with tsc, as in
+ * production), N simulated agents as in-process SDK workers with no-op work over real Connect
+ * streams, and runs enqueued with AgentManagerService.EnqueueRun exactly as the scheduler does.
+ *
+ * Measures, in one run on this machine:
+ * - throughput: runs/s from the first EnqueueRun to the last completion acknowledged by the
+ *   agent manager (durable), with EnqueueRun calls kept 256 in flight;
+ * - latency: enqueue → assignment received by an agent, p50/p90/p99, at fixed open-loop rates
+ *   of 100/s and 500/s (latency counted from the scheduled send time, so a slow sender cannot
+ *   hide queueing — no coordinated omission);
+ * - peak RSS (VmHWM) of every service process.
+ * Prints the figures and their ratio to the targets (≥ 1,000 runs/s, p99 ≤ 25 ms at 100/s,
+ * ≤ 150 MB per service). It never asserts. Env: BENCH_AGENTS (10), BENCH_RUNS (6000),
+ * BENCH_RATE_SECONDS (10).
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { loadavg } from "node:os";
+import { performance } from "node:perf_hooks";
+import { AgentManagerService } from "../gen/codex/agentmanager/v1/agentmanager_service_pb.js";
+import { createClient } from "../mesh/grpc/client.js";
+import { createLogger } from "../mesh/logging.js";
+import { AgentWorker } from "../sdk/index.js";
+import { ProcessStack, ROOT } from "../test/e2e/process-stack.js";
+import type { Benchmark } from "./run.js";
+
+const AGENTS = Number(process.env.BENCH_AGENTS ?? 10);
+const RUNS = Number(process.env.BENCH_RUNS ?? 6_000);
+const RATE_SECONDS = Number(process.env.BENCH_RATE_SECONDS ?? 10);
+const IN_FLIGHT = 256;
+const DIST = `${ROOT}dist/.bench`;
+const TARGETS = { runsPerSecond: 1_000, p99At100Ms: 25, rssMb: 150 };
+
+/** Enqueue time per task id, and what the agents saw. */
+class Probe {
+  readonly enqueuedAt = new Map<string, number>();
+  readonly assignedLatency = new Map<string, number>();
+  completed = 0;
+  #waiters: { n: number; resolve: () => void }[] = [];
+
+  assigned(taskId: string): void {
+    const t = this.enqueuedAt.get(taskId);
+    if (t !== undefined) this.assignedLatency.set(taskId, performance.now() - t);
+  }
+
+  settled(): void {
+    this.completed += 1;
+    const ready = this.#waiters.filter((w) => this.completed >= w.n);
+    this.#waiters = this.#waiters.filter((w) => this.completed < w.n);
+    for (const w of ready) w.resolve();
+  }
+
+  whenCompleted(n: number): Promise<void> {
+    if (this.completed >= n) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push({ n, resolve }));
+  }
+}
+
+function build(): void {
+  console.log("building services with tsc (dist/.bench)...");
+  try {
+    execFileSync(
+      process.execPath,
+      [`${ROOT}node_modules/typescript/bin/tsc`, "-p", "tsconfig.build.json", "--outDir", DIST],
+      {
+        cwd: ROOT,
+        stdio: "pipe",
+      },
+    );
+  } catch (err) {
+    // Type errors still emit JavaScript; only a missing entry point stops the benchmark.
+    if (!existsSync(`${DIST}/services/agent-manager/main.js`)) throw err;
+    console.log("tsc reported errors; running the JavaScript it emitted");
+  }
+}
+
+/** Waits for `n` completions, saying every 5 s how far it got (a stall is visible, not silent). */
+async function progress(probe: Probe, n: number, phase: string): Promise<void> {
+  const timer = setInterval(() => console.log(`  ${phase}: ${probe.completed}/${n} completed`), 5_000);
+  try {
+    await probe.whenCompleted(n);
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** Share of one core each service (and this process: SDK agents + enqueuer) used during a phase. */
+function cpuShares(
+  before: { services: Record<string, number | undefined> },
+  after: Record<string, number | undefined>,
+  bench: NodeJS.CpuUsage,
+  seconds: number,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, end] of Object.entries(after)) {
+    out[name] = round((100 * ((end ?? 0) - (before.services[name] ?? 0))) / seconds);
+  }
+  out["bench (agents + enqueuer)"] = round((bench.user + bench.system) / 1e4 / seconds);
+  return out;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
+}
+
+const round = (n: number, d = 1) => Math.round(n * 10 ** d) / 10 ** d;
+
+export const bench: Benchmark = {
+  name: "dispatch",
+  async run() {
+    if (process.env.BENCH_SKIP_BUILD !== "1" || !existsSync(`${DIST}/services/agent-manager/main.js`))
+      build();
+    const stack = await new ProcessStack({
+      runner: { distDir: DIST },
+      env: { "*": { LOG_LEVEL: "error" } },
+    }).start();
+    const probe = new Probe();
+    const logger = createLogger({ service: "bench-agent", level: "error" });
+    const workers: AgentWorker[] = [];
+    const enqueuer = createClient(AgentManagerService, {
+      address: stack.address("agent-manager"),
+      principalSecret: stack.meshSecret,
+      defaultPrincipal: { type: "service", id: "scheduler" },
+      retry: false,
+      breaker: false,
+    });
+    try {
+      for (let i = 0; i < AGENTS; i++) {
+        const w = new AgentWorker({
+          connection: { address: stack.address("agent-manager"), meshSecret: stack.meshSecret },
+          agent: { name: `bench-${i}`, capacity: 64 },
+          logger,
+          onRunSettled: (_id, how) => how === "completed" && probe.settled(),
+          handler: async (run) => {
+            probe.assigned(run.run.taskId);
+          },
+        });
+        workers.push(w);
+      }
+      await Promise.all(workers.map((w) => w.start()));
+      let seq = 0;
+      const enqueue = (at: number) => {
+        const taskId = `bench-task-${seq++}`;
+        probe.enqueuedAt.set(taskId, at);
+        return enqueuer.enqueueRun({
+          taskId,
+          workItemId: `bench-wi-${seq}`,
+          projectId: "bench",
+          attempt: 1,
+          workItem: { workItemId: `bench-wi-${seq}`, projectId: "bench", title: "bench no-op" },
+        });
+      };
+      const closedLoop = async (n: number) => {
+        let next = 0;
+        const lane = async () => {
+          while (next < n) {
+            next += 1;
+            await enqueue(performance.now());
+          }
+        };
+        await Promise.all(Array.from({ length: IN_FLIGHT }, lane));
+      };
+
+      // Warm-up: JIT, connection pools, group-commit batch sizes.
+      const base = probe.completed;
+      await closedLoop(500);
+      await progress(probe, base + 500, "warm-up");
+
+      console.log(
+        `throughput: ${RUNS} runs, ${AGENTS} agents × capacity 64, ${IN_FLIGHT} enqueues in flight`,
+      );
+      const cpuBefore = { services: stack.cpuSeconds(), bench: process.cpuUsage() };
+      const t0 = performance.now();
+      const before = probe.completed;
+      await closedLoop(RUNS);
+      await progress(probe, before + RUNS, "throughput");
+      const seconds = (performance.now() - t0) / 1000;
+      const runsPerSecond = RUNS / seconds;
+      const cpuShare = cpuShares(cpuBefore, stack.cpuSeconds(), process.cpuUsage(cpuBefore.bench), seconds);
+
+      const latency: Record<number, number[]> = {};
+      for (const rate of [100, 500]) {
+        probe.assignedLatency.clear();
+        const total = rate * RATE_SECONDS;
+        const start = performance.now() + 50;
+        const sent: Promise<unknown>[] = [];
+        for (let i = 0; i < total; i++) {
+          const at = start + (i * 1000) / rate;
+          const wait = at - performance.now();
+          if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+          sent.push(enqueue(at));
+        }
+        await Promise.all(sent);
+        const done = probe.completed;
+        await Promise.race([probe.whenCompleted(done), new Promise((r) => setTimeout(r, 5_000))]);
+        await new Promise((r) => setTimeout(r, 500));
+        latency[rate] = [...probe.assignedLatency.values()].sort((a, b) => a - b);
+        console.log(`latency at ${rate}/s: ${latency[rate].length}/${total} assignments received`);
+      }
+
+      const rss = stack.peakRss();
+      const figures: Record<string, number | string> = {
+        "runs/s (enqueue→completion)": round(runsPerSecond),
+        "runs/s ratio to target 1000": round(runsPerSecond / TARGETS.runsPerSecond, 2),
+      };
+      for (const rate of [100, 500]) {
+        const l = latency[rate] ?? [];
+        for (const p of [50, 90, 99])
+          figures[`enqueue→assignment p${p} @${rate}/s ms`] = round(percentile(l, p), 2);
+      }
+      figures["p99 @100/s ratio to target 25ms"] = round(
+        percentile(latency[100] ?? [], 99) / TARGETS.p99At100Ms,
+        2,
+      );
+      for (const [name, share] of Object.entries(cpuShare))
+        figures[`CPU % during throughput: ${name}`] = share;
+      figures["load average (1 min) at the end"] = round(loadavg()[0] ?? Number.NaN, 2);
+      for (const [name, bytes] of Object.entries(rss)) {
+        const mb = (bytes ?? Number.NaN) / (1024 * 1024);
+        figures[`peak RSS ${name} MB`] = round(mb);
+        figures[`peak RSS ${name} ratio to 150MB`] = round(mb / TARGETS.rssMb, 2);
+      }
+      for (const [k, v] of Object.entries(figures)) console.log(`  ${k}: ${v}`);
+      return figures;
+    } finally {
+      enqueuer.close();
+      await Promise.all(workers.map((w) => w.stop("bench over")));
+      await stack.stop();
+    }
+  },
+};
