@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentState } from "../../gen/codex/agentmanager/v1/agent_pb.js";
 import { AgentManagerService } from "../../gen/codex/agentmanager/v1/agentmanager_service_pb.js";
 import { RunState } from "../../gen/codex/agentmanager/v1/run_pb.js";
-import { AgentDeregisteredSchema } from "../../gen/codex/events/v1/agent_events_pb.js";
+import { AgentDeregisteredSchema, AgentLostSchema } from "../../gen/codex/events/v1/agent_events_pb.js";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { createClient } from "../../mesh/grpc/client.js";
 import { eventually } from "../../mesh/nats/testing.js";
@@ -124,6 +124,14 @@ describe("unary agent calls", () => {
     await h.client(ADMIN).drainAgent({ agentId: a.id });
     const refused = await failure(a.client.claimRun({ agentId: a.id }), Code.FAILED_PRECONDITION);
     expect(refused.reason).toBe("AGENT_NOT_ONLINE");
+  });
+
+  it("a long poll keeps the agent ONLINE past the offline window", async () => {
+    const a = await TestAgent.register(h, { labels: { pool: `pool-${randomBytes(3).toString("hex")}` } });
+    const none = await a.client.claimRun({ agentId: a.id, wait: { nanos: 900_000_000 } });
+    expect(none.assignments).toHaveLength(0);
+    expect((await h.client(SERVICE).getAgent({ agentId: a.id })).agent?.state).toBe(AgentState.ONLINE);
+    expect((await h.payloads(AgentLostSchema)).some((e) => e.agentId === a.id)).toBe(false);
   });
 
   it("refuses agent calls from people and calls of one agent about another's run", async () => {

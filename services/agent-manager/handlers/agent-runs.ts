@@ -57,12 +57,18 @@ export function agentRunHandlers(core: Core): Pick<Impl, AgentRpcs> {
       const max = Math.min(Math.max(req.maxRuns, 1), free);
       if (max <= 0) return { assignments: [] };
       const waitMs = Math.min(Math.max(msOf(req.wait), 0), MAX_WAIT_MS);
-      const rows = await core.dispatcher.claim(
-        agent.id,
-        { profile: profileOf(agent), capacity: agent.capacity, draining: agent.draining, held },
-        max,
-        waitMs,
-      );
+      // A long poll is a live agent: keep its beat fresh so it is not found OFFLINE meanwhile.
+      const beat = setInterval(() => {
+        core.leases.beat(agent.id, Date.now()).catch(() => {});
+      }, core.settings.heartbeatIntervalMs);
+      const rows = await core.dispatcher
+        .claim(
+          agent.id,
+          { profile: profileOf(agent), capacity: agent.capacity, draining: agent.draining, held },
+          max,
+          waitMs,
+        )
+        .finally(() => clearInterval(beat));
       return {
         assignments: rows.map((row) => ({
           run: toRun(row),
