@@ -45,6 +45,8 @@ export const agentConfigSpec = {
   /** Graceful shutdown: time in-flight runs get, then the hard limit. */
   CODEX_AGENT_GRACE: durationMs({ default: "30s", min: 0 }),
   CODEX_AGENT_FORCE: durationMs({ default: "45s", min: 0 }),
+  /** Consecutive failed connection attempts before giving up (full-jitter backoff, 250 ms to 15 s). */
+  CODEX_AGENT_RECONNECT_ATTEMPTS: int({ min: 1, max: 10_000, default: 30 }),
   CODEX_AGENT_LOG_LEVEL: oneOf(["debug", "info", "warn", "error"] as const, { default: "info" }),
 };
 
@@ -73,6 +75,7 @@ const FLAGS: Record<string, { env: keyof typeof agentConfigSpec; multiple?: bool
   "title-steps": { env: "CODEX_AGENT_TITLE_STEPS" },
   grace: { env: "CODEX_AGENT_GRACE" },
   force: { env: "CODEX_AGENT_FORCE" },
+  "reconnect-attempts": { env: "CODEX_AGENT_RECONNECT_ATTEMPTS" },
   "log-level": { env: "CODEX_AGENT_LOG_LEVEL" },
 };
 

@@ -65,6 +65,7 @@ async function main(): Promise<void> {
       titleSteps: cfg.titleSteps,
     }),
     shutdown: { graceMs: cfg.CODEX_AGENT_GRACE, forceMs: cfg.CODEX_AGENT_FORCE },
+    reconnect: { maxAttempts: cfg.CODEX_AGENT_RECONNECT_ATTEMPTS, baseMs: 250, capMs: 15_000 },
     logger,
   });
   handleSignals(worker, { forceMs: cfg.CODEX_AGENT_FORCE, logger });
