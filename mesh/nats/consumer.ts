@@ -11,7 +11,7 @@ import {
   jetstream,
   jetstreamManager,
 } from "@nats-io/jetstream";
-import { type NatsConnection, nanos } from "@nats-io/transport-node";
+import { type NatsConnection, nanos, type Subscription } from "@nats-io/transport-node";
 import { publishDeadLetter } from "./dead-letter.js";
 import { type ConsumedMessage, PermanentError, toConsumedMessage } from "./message.js";
 import { subjectMatches } from "./subjects.js";
@@ -72,6 +72,19 @@ const HAND_BACK_DELAY_MS = PULL_EXPIRES_MS + 1_000;
 function supportsMultiFilter(nc: NatsConnection): boolean {
   const [major = 0, minor = 0] = (nc.info?.version ?? "0.0.0").split(".").map(Number);
   return major > 2 || (major === 2 && minor >= 10);
+}
+
+/**
+ * The inbox subscription behind a consume() iterator: a public field of nats.js's
+ * PullConsumerMessagesImpl that the `ConsumerMessages` type does not declare.
+ */
+function inboxOf(messages: ConsumerMessages): Subscription | undefined {
+  const sub = (messages as { sub?: Partial<Subscription> }).sub;
+  return typeof sub?.drain === "function" &&
+    typeof sub.isClosed === "function" &&
+    typeof sub.isDraining === "function"
+    ? (sub as Subscription)
+    : undefined;
 }
 
 const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
@@ -142,9 +155,9 @@ export class DurableConsumer {
   }
 
   /**
-   * Stops pulling, hands back buffered messages (NAK, redelivered to another replica after
-   * {@link HAND_BACK_DELAY_MS} instead of after `ackWaitMs`), waits up to `stopTimeoutMs` for
-   * in-flight handlers, then returns. A handler still running after that may ack late; if it
+   * Stops pulling, hands back buffered messages and those still on their way to us (NAK,
+   * redelivered to another replica after {@link HAND_BACK_DELAY_MS} instead of after
+   * `ackWaitMs`), waits up to `stopTimeoutMs` for in-flight handlers, then returns. A handler still running after that may ack late; if it
    * never does, the server redelivers its message after `ackWaitMs`.
    */
   async stop(): Promise<void> {
@@ -155,7 +168,7 @@ export class DurableConsumer {
     }
     this.#state = "DRAINING";
     this.#stopping.abort();
-    this.#messages?.stop();
+    if (this.#messages !== undefined) this.#endPulls(this.#messages);
     this.#slotFreed?.();
     const bound = new AbortController();
     const settled = Promise.all([...this.#inFlight, this.#loop]).finally(() => bound.abort());
@@ -203,7 +216,7 @@ export class DurableConsumer {
           max_messages: this.#o.prefetch,
           expires: PULL_EXPIRES_MS,
         });
-        if (this.#state !== "RUNNING") this.#messages.stop();
+        if (this.#state !== "RUNNING") this.#endPulls(this.#messages);
         for await (const m of this.#messages) {
           failures = 0;
           await this.#freeSlot();
@@ -235,6 +248,31 @@ export class DurableConsumer {
         failures++;
       }
     }
+  }
+
+  /**
+   * Ends the pull subscription without losing what the server already sent. `messages.stop()`
+   * unsubscribes on the client at once, so a message on its way to us (sent for an open pull
+   * request before the server saw the UNSUB) is dropped unacked and redelivered only after
+   * `ack_wait` (30 s by default): a restarted consumer then stalls on it. Draining sends the UNSUB
+   * but keeps receiving until a PING round trip shows nothing else is on its way; the server
+   * routes nothing to a pull request nobody listens to, and nats.js ends a consume() iterator
+   * whose subscription drained. The loop hands back (NAKs) whatever arrives meanwhile.
+   */
+  #endPulls(messages: ConsumerMessages): void {
+    const sub = inboxOf(messages);
+    if (sub?.isDraining()) return; // the connection is draining it already
+    if (sub === undefined || sub.isClosed() || this.#o.nc.isClosed()) {
+      messages.stop();
+      return;
+    }
+    sub.drain().then(
+      () => messages.stop(),
+      (err: unknown) => {
+        this.#onError(err);
+        messages.stop();
+      },
+    );
   }
 
   async #freeSlot(): Promise<void> {

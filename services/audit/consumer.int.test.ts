@@ -35,9 +35,9 @@ function projectEvents(n: number, projectId = randomUUID()) {
 }
 
 /** Every record exactly once, sequences 1..n without gaps, and the chain intact. */
-async function expectCompleteTrail(svc: Svc, ids: string[]) {
+async function expectCompleteTrail(svc: Svc, ids: string[], timeoutMs?: number) {
   const pool = svc.running.host.pool;
-  await waitForEvents(pool, ids);
+  await waitForEvents(pool, ids, timeoutMs);
   const { rows } = await pool.query<{ event_id: string; n: number }>(
     "SELECT event_id, count(*)::int AS n FROM audit_records GROUP BY event_id HAVING count(*) > 1",
   );
@@ -95,8 +95,16 @@ describe("audit consumer", () => {
 });
 
 describe("audit consumer across restarts and replicas", () => {
+  /**
+   * The waits are generous for a loaded CI machine yet far below ack_wait: the events a stopping
+   * replica had pulled come back when it hands them back (~6 s), and one it lost would come back
+   * only after ack_wait, which fails the test instead of passing late.
+   */
+  const WAIT_MS = 60_000;
+  const env = { AUDIT_ACK_WAIT_MS: "180s" };
+
   it("resumes after a restart and shares work between replicas without forking the chain", async () => {
-    const first = await startAudit();
+    const first = await startAudit({ env });
     const { prefix, schema } = first;
     const { js, subjects } = first.running.host.nats;
     const events = projectEvents(60);
@@ -104,12 +112,13 @@ describe("audit consumer across restarts and replicas", () => {
     await waitForEvents(
       first.running.host.pool,
       events.slice(0, 10).map((e) => e.id),
+      WAIT_MS,
     );
     await first.running.stop("simulated crash mid-way");
 
     // Published while no consumer runs; then two replicas share the durable consumer.
-    const second = await startAudit({ prefix, schema });
-    const third = await startAudit({ prefix, schema });
+    const second = await startAudit({ prefix, schema, env });
+    const third = await startAudit({ prefix, schema, env });
     try {
       const pub = second.running.host.nats;
       for (const e of events.slice(20)) await publishEvent(pub.js, pub.subjects, e);
@@ -117,6 +126,7 @@ describe("audit consumer across restarts and replicas", () => {
       await expectCompleteTrail(
         second,
         events.map((e) => e.id),
+        WAIT_MS,
       );
       expect(await countRecords(second.running.host.pool, "event_type LIKE 'codex.events.v1.Project%'")).toBe(
         60,
@@ -125,5 +135,5 @@ describe("audit consumer across restarts and replicas", () => {
       await third.running.stop("test finished");
       await second.cleanup();
     }
-  });
+  }, 150_000);
 });
