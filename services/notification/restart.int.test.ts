@@ -1,4 +1,5 @@
 import { jetstream } from "@nats-io/jetstream";
+import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProjectUpdatedSchema } from "../../gen/codex/events/v1/project_events_pb.js";
 import { NotificationService } from "../../gen/codex/notification/v1/notification_service_pb.js";
@@ -20,6 +21,8 @@ import { HttpReceiver } from "./testing/receivers.js";
 
 const owner: Principal = { type: "user", id: "olga", projectRoles: { p1: "owner" } };
 const LEASE_MS = 2_500;
+/** Bound of every wait: generous for a loaded CI machine, reached only when the test fails. */
+const WAIT_MS = 60_000;
 const schema = uniqueName("notification");
 const prefix = uniqueName("t");
 const env = notificationTestEnv({
@@ -42,6 +45,11 @@ afterAll(async () => {
   await svc2?.cleanup();
   await hooks?.stop();
 });
+
+async function countDeliveries(pool: pg.Pool): Promise<number> {
+  const { rows } = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM deliveries");
+  return rows[0]?.n ?? 0;
+}
 
 const projectEvent = (i: number) =>
   envelopeOf(
@@ -66,7 +74,15 @@ describe("stopping and restarting mid-batch", () => {
     }
     const events = Array.from({ length: 20 }, (_, i) => projectEvent(i));
     for (const e of events) await publishEvent(svc1.running.host.nats.js, prefix, e);
-    await eventually("a few deliveries", () => hooks.requests.length >= 4);
+    // Stop mid-batch: the receivers have seen a few sends, and every event has become its two
+    // deliveries, so most are still due (the receivers' 300 ms answers let the two worker slots
+    // finish about six a second) and the crashed worker below finds five to claim.
+    await eventually(
+      "a few deliveries sent and every event fanned out",
+      async () =>
+        hooks.requests.length >= 4 && (await countDeliveries(svc1.running.host.pool)) === 2 * events.length,
+      WAIT_MS,
+    );
     await svc1.running.stop("test: stop mid-batch"); // in-flight sends are cut off at the 100 ms grace
 
     // Events keep coming while the service is down.
@@ -77,9 +93,11 @@ describe("stopping and restarting mid-batch", () => {
     const pool = createPool({ url: DATABASE_URL, schema });
     try {
       // A worker that crashed mid-send: it claimed deliveries, sent them (the receivers processed
-      // them) and died before recording anything.
+      // them) and died before recording anything. Its lease runs from the database's clock at the
+      // claim, so from no earlier than `claimedFrom` (taken after the claim, a loaded machine's
+      // delay would pass for an early resend).
+      const claimedFrom = Date.now();
       const crashed = await claimDue(pool, 5, LEASE_MS);
-      const crashedAt = Date.now();
       expect(crashed.length).toBe(5);
       const requestsBefore = hooks.requests.length;
       await Promise.all(
@@ -102,7 +120,7 @@ describe("stopping and restarting mid-batch", () => {
           );
           return rows[0]?.n === total;
         },
-        30_000,
+        WAIT_MS,
       );
 
       // The dead worker's claims were left alone until their lease passed.
@@ -111,7 +129,7 @@ describe("stopping and restarting mid-batch", () => {
         .slice(requestsBefore + crashed.length)
         .filter((r) => crashedKeys.has(String(r.headers["x-codex-delivery-id"])));
       expect(resent.length).toBeGreaterThanOrEqual(5);
-      for (const r of resent) expect(r.at).toBeGreaterThanOrEqual(crashedAt + LEASE_MS - 250);
+      for (const r of resent) expect(r.at).toBeGreaterThanOrEqual(claimedFrom + LEASE_MS);
 
       const { rows: deliveries } = await pool.query<{
         id: string;
@@ -138,5 +156,5 @@ describe("stopping and restarting mid-batch", () => {
     } finally {
       await pool.end();
     }
-  }, 60_000);
+  }, 240_000);
 });
