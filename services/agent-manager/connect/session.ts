@@ -44,17 +44,15 @@ export class Session {
   #beats = false;
   readonly #pushed = new Set<string>();
   readonly #earlyCancels = new Map<string, ResponseInit>();
-  readonly #closed: Promise<undefined>;
-  #markClosed: () => void = () => {};
+  #isClosed = false;
+  /** Wakes the read in progress when the stream is closed from this side. */
+  #wakeRead: (() => void) | undefined;
   readonly #deliver = (row: RunRow) => this.#assignment(row);
 
   constructor(
     private readonly core: Core,
     private readonly ctx: CallContext,
   ) {
-    this.#closed = new Promise((resolve) => {
-      this.#markClosed = () => resolve(undefined);
-    });
     ctx.signal.addEventListener("abort", () => this.close(), { once: true });
   }
 
@@ -68,7 +66,8 @@ export class Session {
   close(error?: unknown): void {
     if (error === undefined) this.out.end();
     else this.out.fail(error);
-    this.#markClosed();
+    this.#isClosed = true;
+    this.#wakeRead?.();
   }
 
   /** The agent should stop a run. */
@@ -159,18 +158,41 @@ export class Session {
     }
   }
 
+  /**
+   * The next agent message, or undefined once the stream is closed from this side. Racing each
+   * read against one long-lived "closed" promise would pile a reaction on it per message for the
+   * whole life of the stream; instead close() wakes the one read in progress.
+   */
   #next(it: AsyncIterator<ConnectRequest>, timeoutMs?: number): Promise<Step> {
-    const racers: Promise<Step>[] = [it.next(), this.#closed];
-    if (timeoutMs !== undefined) {
-      racers.push(
-        new Promise((_, reject) => {
-          const t = setTimeout(() => reject(failedPrecondition("no hello received within 10 s")), timeoutMs);
-          t.unref();
-          void this.#closed.then(() => clearTimeout(t));
-        }),
+    if (this.#isClosed) return Promise.resolve(undefined);
+    return new Promise<Step>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const settle = () => {
+        clearTimeout(timer);
+        this.#wakeRead = undefined;
+      };
+      this.#wakeRead = () => {
+        settle();
+        resolve(undefined);
+      };
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => {
+          settle();
+          reject(failedPrecondition("no hello received within 10 s"));
+        }, timeoutMs);
+        timer.unref();
+      }
+      it.next().then(
+        (step) => {
+          settle();
+          resolve(step);
+        },
+        (err: unknown) => {
+          settle();
+          reject(err);
+        },
       );
-    }
-    return Promise.race(racers);
+    });
   }
 
   #handle(msg: ConnectRequest): void {
