@@ -5,7 +5,8 @@
  * INSERT per event would cost a round trip each. This writes the same rows (same table, same
  * subject scheme, same headers, envelope id as Nats-Msg-Id) with one multi-row INSERT and
  * wakes the relay once, inside the caller's transaction, so the outbox guarantee is unchanged:
- * an event is published if and only if its state change committed.
+ * an event is published if and only if its state change committed. The payloads travel as one
+ * binary parameter cut by offsets in SQL: a bytea[] parameter would be hex-encoded as text.
  */
 import type pg from "pg";
 import type { EventEnvelope } from "../../../gen/codex/events/v1/envelope_pb.js";
@@ -24,7 +25,10 @@ export async function stageEnvelopes(
   if (envelopes.length === 0) return;
   const ids: string[] = [];
   const subs: string[] = [];
-  const payloads: Buffer[] = [];
+  const payloads: Uint8Array[] = [];
+  const offsets: number[] = [];
+  const lengths: number[] = [];
+  let size = 0;
   const headers: string[] = [];
   for (const env of envelopes) {
     const h: Record<string, string> = { [EnvelopeHeaders.eventType]: env.type };
@@ -34,16 +38,20 @@ export async function stageEnvelopes(
     const bytes = encodeEnvelope(env);
     ids.push(env.id);
     subs.push(subjects.event(env.aggregateType, shortName(env.type)));
-    payloads.push(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    payloads.push(bytes);
+    offsets.push(size + 1);
+    lengths.push(bytes.byteLength);
+    size += bytes.byteLength;
     headers.push(JSON.stringify(h));
   }
   await client.query(
     `WITH staged AS (
        INSERT INTO outbox (id, subject, payload, headers)
-       SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $4::jsonb[])
+       SELECT u.id, u.subject, substring($5::bytea FROM u.off FOR u.len), u.headers
+       FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $6::jsonb[]) AS u(id, subject, off, len, headers)
        RETURNING seq
      )
      SELECT pg_notify(left('outbox_' || current_schema(), 63), '') FROM (SELECT 1 FROM staged LIMIT 1) AS one`,
-    [ids, subs, payloads, headers],
+    [ids, subs, offsets, lengths, Buffer.concat(payloads, size), headers],
   );
 }

@@ -18,49 +18,7 @@
  * and are treated as valid, so losing Redis never loses a run.
  */
 import type { Redis } from "ioredis";
-
-const RENEW = `
-local agent = ARGV[1]
-redis.call('ZADD', KEYS[4], ARGV[2], agent)
-redis.call('HDEL', KEYS[6], agent)
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[5], agent, ARGV[4]) end
-if redis.call('EXISTS', KEYS[3]) == 0 then return -2 end
-local out = {}
-for i = 5, #ARGV, 2 do
-  local v = redis.call('HGET', KEYS[2], ARGV[i])
-  local r = -1
-  if v then
-    local tok, ag, cancel = string.match(v, '^([^|]*)|([^|]*)|([^|]*)$')
-    if tok == ARGV[i + 1] and ag == agent then
-      redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[i])
-      r = tonumber(cancel)
-    end
-  end
-  out[#out + 1] = r
-end
-return out`;
-
-const TAKE_EXPIRED = `
-if redis.call('EXISTS', KEYS[3]) == 0 then return false end
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[2])
-local out = {}
-for i = 1, #ids, 2 do
-  local v = redis.call('HGET', KEYS[2], ids[i])
-  redis.call('ZREM', KEYS[1], ids[i])
-  redis.call('HDEL', KEYS[2], ids[i])
-  out[#out + 1] = ids[i]
-  out[#out + 1] = v or ''
-  out[#out + 1] = ids[i + 1]
-end
-return out`;
-
-const MARK_CANCEL = `
-local v = redis.call('HGET', KEYS[1], ARGV[1])
-if not v then return 0 end
-local tok, ag = string.match(v, '^([^|]*)|([^|]*)|')
-if tok ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], tok .. '|' .. ag .. '|1')
-return 1`;
+import { type Scripts, scripts } from "./lease-scripts.js";
 
 /** A lease to record. */
 export interface LeaseGrant {
@@ -84,11 +42,13 @@ export interface ExpiredLease {
 
 export class LeaseStore {
   readonly #k: Record<"leases" | "lease" | "epoch" | "hb" | "metrics" | "lasthb", string>;
+  readonly #s: Scripts;
 
   constructor(
     private readonly redis: Redis,
     prefix: string,
   ) {
+    this.#s = scripts(redis);
     this.#k = {
       leases: `${prefix}leases`,
       lease: `${prefix}lease`,
@@ -107,12 +67,10 @@ export class LeaseStore {
   /** Records leases (after the claim committed in Postgres). */
   async grant(grants: readonly LeaseGrant[]): Promise<void> {
     if (grants.length === 0) return;
-    const m = this.redis.multi();
-    for (const g of grants) {
-      m.zadd(this.#k.leases, g.expireMs, g.runId);
-      m.hset(this.#k.lease, g.runId, `${g.token}|${g.agentId}|${g.cancel ? 1 : 0}`);
-    }
-    await m.exec();
+    const args: string[] = [];
+    for (const g of grants)
+      args.push(g.runId, String(g.expireMs), `${g.token}|${g.agentId}|${g.cancel ? 1 : 0}`);
+    await this.#s.amGrant(this.#k.leases, this.#k.lease, ...args);
   }
 
   /** Heartbeat of an agent: records it (and its metrics) and renews the leases named. */
@@ -126,17 +84,7 @@ export class LeaseStore {
     const args = [agentId, String(nowMs), String(expireMs), metrics];
     for (const r of runs) args.push(r.runId, r.token.toString());
     const k = this.#k;
-    const out = (await this.redis.eval(
-      RENEW,
-      6,
-      k.leases,
-      k.lease,
-      k.epoch,
-      k.hb,
-      k.metrics,
-      k.lasthb,
-      ...args,
-    )) as number | number[];
+    const out = await this.#s.amRenew(k.leases, k.lease, k.epoch, k.hb, k.metrics, k.lasthb, ...args);
     if (!Array.isArray(out)) return runs.map(() => ({ valid: "unknown" }));
     return out.map((r) => (r < 0 ? { valid: false } : { valid: true, cancel: r === 1 }));
   }
@@ -144,30 +92,18 @@ export class LeaseStore {
   /** Ends leases (completion, rejection, revocation). */
   async release(runIds: readonly string[]): Promise<void> {
     if (runIds.length === 0) return;
-    await this.redis
-      .multi()
-      .zrem(this.#k.leases, ...runIds)
-      .hdel(this.#k.lease, ...runIds)
-      .exec();
+    await this.#s.amRelease(this.#k.leases, this.#k.lease, ...runIds);
   }
 
   /** Flags a lease as cancel-requested, so heartbeat acks carry it. */
   async markCancel(runId: string, token: bigint): Promise<void> {
-    await this.redis.eval(MARK_CANCEL, 1, this.#k.lease, runId, token.toString());
+    await this.#s.amMarkCancel(this.#k.lease, runId, token.toString());
   }
 
   /** Takes out up to `limit` leases expired at `nowMs`; undefined when the store must be rebuilt. */
   async takeExpired(nowMs: number, limit: number): Promise<ExpiredLease[] | undefined> {
     const k = this.#k;
-    const out = (await this.redis.eval(
-      TAKE_EXPIRED,
-      3,
-      k.leases,
-      k.lease,
-      k.epoch,
-      String(nowMs),
-      String(limit),
-    )) as string[] | null;
+    const out = await this.#s.amTakeExpired(k.leases, k.lease, k.epoch, String(nowMs), String(limit));
     if (out === null) return undefined;
     const expired: ExpiredLease[] = [];
     for (let i = 0; i + 2 < out.length; i += 3) {
