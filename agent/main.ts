@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * codex-agent: the reference agent. Registers with the control plane, runs each assignment's
  * recipe steps in a shell (see executor.ts), and stops gracefully on SIGTERM/SIGINT.
