@@ -170,11 +170,59 @@ function decoded(msg: unknown): unknown {
 }
 
 /**
- * Reads a request stream. The default Readable iterator destroys the stream when the loop
- * ends, which for a bidi call would kill the response side too: keep it open instead.
+ * Reads a request stream as an async iterable of decoded messages, pausing the stream while
+ * the consumer is busy. Node's Readable iterator is not used: it destroys the call when the
+ * loop ends or a read fails, which for a bidi call kills the response side too, and can drop
+ * the status the handler is about to send.
  */
 async function* readAll(stream: ServerReadableStream<unknown, unknown>): AsyncIterable<unknown> {
-  for await (const msg of stream.iterator({ destroyOnReturn: false })) yield decoded(msg);
+  const buffered: unknown[] = [];
+  let ended = false;
+  let failure: unknown;
+  let wake: (() => void) | undefined;
+  const notify = () => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const onData = (msg: unknown) => {
+    buffered.push(msg);
+    if (buffered.length >= 16) stream.pause();
+    notify();
+  };
+  const onEnd = () => {
+    ended = true;
+    notify();
+  };
+  const onError = (err: unknown) => {
+    failure = err;
+    ended = true;
+    notify();
+  };
+  stream.on("data", onData);
+  stream.on("end", onEnd);
+  stream.on("error", onError);
+  try {
+    for (;;) {
+      if (buffered.length > 0) {
+        const msg = buffered.shift();
+        if (buffered.length < 4 && stream.isPaused()) stream.resume();
+        yield decoded(msg);
+        continue;
+      }
+      if (ended) {
+        if (failure !== undefined) throw ServiceError.from(failure);
+        return;
+      }
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+    }
+  } finally {
+    stream.off("data", onData);
+    stream.off("end", onEnd);
+    stream.off("error", onError);
+  }
 }
 
 /** Writes a response stream honouring backpressure; stops when the client goes away. */

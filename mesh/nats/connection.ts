@@ -32,6 +32,9 @@ export async function connectNats(opts: ConnectNatsOptions): Promise<NatsConnect
     maxReconnectAttempts: -1,
     reconnectTimeWait: RECONNECT_WAIT_MS,
     reconnectJitter: RECONNECT_JITTER_MS,
+    // Async stack traces cost an Error (with stack) per request, ~6% of CPU for a busy
+    // outbox relay; our errors carry enough context without them.
+    noAsyncTraces: true,
   });
   const onStatus = opts.onStatus;
   if (onStatus !== undefined) {
