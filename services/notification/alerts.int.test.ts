@@ -12,8 +12,9 @@ import { publish } from "../../mesh/nats/publisher.js";
 import { eventually } from "../../mesh/nats/testing.js";
 import { startTestService, type TestService } from "../../test/support/harness.js";
 import { notificationService } from "./service.js";
+import { listFirings } from "./store/alerts.js";
 import { envelopeOf, notificationTestEnv, publishEvent } from "./testing/events.js";
-import { HttpReceiver } from "./testing/receivers.js";
+import { HttpReceiver, type ReceivedRequest } from "./testing/receivers.js";
 
 const owner: Principal = { type: "user", id: "olga", projectRoles: { p1: "owner" } };
 const admin: Principal = { type: "user", id: "root", projectRoles: { "*": "admin" } };
@@ -32,6 +33,26 @@ afterAll(async () => {
 });
 
 const onPath = (path: string) => hooks.requests.filter((r) => r.path === path);
+/** A resend after a lapsed lease (a loaded machine) repeats the delivery id; receivers drop it. */
+const deliveryId = (r: ReceivedRequest) => String(r.headers["x-codex-delivery-id"]);
+
+/** Occurrences a subscription's rule has counted. */
+async function counted(subscriptionId: string): Promise<number> {
+  const { rows } = await svc.running.host.pool.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM alert_occurrences WHERE subscription_id = $1",
+    [subscriptionId],
+  );
+  return rows[0]?.n ?? 0;
+}
+
+/** The alerts a subscription's rule fired: one delivery each, created with the occurrence that fired it. */
+async function alertsOf(subscriptionId: string): Promise<{ key: string; count: number }[]> {
+  const { rows } = await svc.running.host.pool.query<{ alert: { key: string; count: number } }>(
+    "SELECT alert FROM deliveries WHERE subscription_id = $1",
+    [subscriptionId],
+  );
+  return rows.map((r) => r.alert);
+}
 const t0 = Date.now() - 30_000;
 
 function itemChanged(workItemId: string, state: WorkItemState, atMs: number, runId = "") {
@@ -95,7 +116,8 @@ describe("alert rules", () => {
       msgId: `${second.id}-again`,
     });
     await new Promise((r) => setTimeout(r, 800));
-    expect(onPath("/alert")).toHaveLength(0); // w1 and w3 have 2 failures each
+    await eventually("w1 ×2, w2 ×1, w3 ×2 counted", async () => (await counted(sub!.id)) === 5);
+    expect(await alertsOf(sub!.id)).toEqual([]); // w1 and w3 have 2 failures each
 
     const trip = [
       itemChanged("w1", WorkItemState.FAILED, t0 + 3_000),
@@ -106,27 +128,32 @@ describe("alert rules", () => {
       itemChanged("w1", WorkItemState.FAILED, t0 + 5_000),
     ];
     for (const e of [...trip, ...after]) await publishEvent(js, svc.prefix, e);
-    await eventually("two alerts", () => onPath("/alert").length >= 2);
-    await new Promise((r) => setTimeout(r, 800));
-    const bodies = onPath("/alert")
-      .map((r) => r.body)
-      .sort();
-    // Concurrent handling may pick which of w1's failures trips it; the count is 3 either way, and the
-    // cooldown (= window) keeps later failures silent.
+    await eventually("all failures counted", async () => (await counted(sub!.id)) === 9);
+    // The consumer handles several at once, in any order; each work item fires once, for its first
+    // full window (3 failures, stamped at the third), and the cooldown (= window) keeps the rest silent.
+    expect((await alertsOf(sub!.id)).map((a) => `${a.key} ${a.count}`).sort()).toEqual(["w1 3", "w3 3"]);
+    for (const key of ["w1", "w3"]) {
+      expect(await listFirings(svc.running.host.pool, sub!.id, key)).toMatchObject([
+        { at: new Date(t0 + 3_000), count: 3 },
+      ]);
+    }
+    await eventually("two alerts", () => new Set(onPath("/alert").map(deliveryId)).size === 2);
+    const bodies = [...new Map(onPath("/alert").map((r) => [deliveryId(r), r.body])).values()].sort();
     expect(bodies).toEqual([
       "WORK_ITEM_FAILED_N_TIMES 3/3 in 10m for w1",
       "WORK_ITEM_FAILED_N_TIMES 3/3 in 10m for w3",
     ]);
-    const { deliveries } = await client.listDeliveries({
-      subscriptionId: sub!.id,
-      outcome: DeliveryOutcome.SUCCEEDED,
-    });
-    expect(deliveries).toHaveLength(2);
+    // The receiver answered; the worker records the outcome right after.
+    const succeeded = async () =>
+      (await client.listDeliveries({ subscriptionId: sub!.id, outcome: DeliveryOutcome.SUCCEEDED }))
+        .deliveries;
+    await eventually("both recorded as sent", async () => (await succeeded()).length >= 2);
+    expect(await succeeded()).toHaveLength(2);
   });
 
   it("fires AGENT_LOST across projects for an all-project subscription, once within the cooldown", async () => {
     const client = svc.client(NotificationService, admin);
-    await client.createSubscription({
+    const { subscription: fleet } = await client.createSubscription({
       subscription: {
         displayName: "fleet",
         alertRule: { kind: AlertKind.AGENT_LOST, threshold: 2, window: { seconds: 600n } },
@@ -142,9 +169,17 @@ describe("alert rules", () => {
     for (const e of [lost("a1", "p1", t0), lost("a2", "p2", t0 + 1_000), lost("a3", "", t0 + 2_000)]) {
       await publishEvent(svc.running.host.nats.js, svc.prefix, e);
     }
+    // Whatever order the consumer handles them in (it takes several at once): one firing, for the
+    // first full window — a1 and a2 — stamped at a2 and reporting that window's count, 2.
+    await eventually("all three losses counted", async () => (await counted(fleet!.id)) === 3);
+    expect(await alertsOf(fleet!.id)).toEqual([
+      { kind: "AGENT_LOST", count: 2, threshold: 2, window: "10m", key: "*" },
+    ]);
+    expect(await listFirings(svc.running.host.pool, fleet!.id, "*")).toMatchObject([
+      { at: new Date(t0 + 1_000), count: 2 },
+    ]);
     await eventually("fleet alert", () => onPath("/fleet").length >= 1);
-    await new Promise((r) => setTimeout(r, 500));
-    expect(onPath("/fleet")).toHaveLength(1);
+    expect(new Set(onPath("/fleet").map(deliveryId)).size).toBe(1);
     const body = JSON.parse(onPath("/fleet")[0]!.body);
     expect(body.alert).toMatchObject({ kind: "AGENT_LOST", count: 2, threshold: 2, key: "*" });
   });

@@ -2,8 +2,9 @@ import { AlertKind } from "../../../gen/codex/notification/v1/subscription_pb.js
 import { EVENTS_PACKAGE, NOTIFICATION_DEAD_LETTERED } from "./matching.js";
 
 /**
- * Alert rules: which events count towards a rule, under which key, and when it trips. Pure;
- * the counting state (occurrences, last firing) lives in Postgres (store/alerts.ts).
+ * Alert rules: which events count towards a rule and under which key. Pure; when a rule fires is
+ * domain/alert-firing.ts, and the counting state (occurrences, firings) lives in Postgres
+ * (store/alerts.ts).
  *
  * Payloads are read as proto JSON with proto field names (enum values by name), so rules do not
  * depend on the generated types of other services' events being present.
@@ -79,21 +80,6 @@ export function occurrenceOf(
     default:
       return undefined;
   }
-}
-
-/**
- * Whether a rule trips: `count` occurrences (this one included) within the window reach the
- * threshold, and the key is not silenced by a firing less than `cooldownMs` before `atMs`.
- * Times are event times (occurred_at), so replays and redeliveries decide the same way.
- */
-export function shouldFire(
-  rule: AlertThresholds,
-  count: number,
-  lastFiredAtMs: number | undefined,
-  atMs: number,
-): boolean {
-  if (count < rule.threshold) return false;
-  return lastFiredAtMs === undefined || atMs - lastFiredAtMs >= rule.cooldownMs;
 }
 
 /** Short name of an alert kind for templates (`alert.kind`), e.g. "WORK_ITEM_FAILED_N_TIMES". */

@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type pg from "pg";
-import { alertKindName, formatDuration, occurrenceOf, shouldFire } from "../domain/alert-rules.js";
+import { alertKindName, formatDuration, occurrenceOf } from "../domain/alert-rules.js";
 import { NOTIFICATION_DEAD_LETTERED, subscriptionMatches } from "../domain/matching.js";
 import type { AlertView, EventView } from "../events/event-context.js";
+import { recordOccurrence } from "./alerts.js";
 import type { StoredAlertRule, SubscriptionRecord } from "./subscription-record.js";
 import { candidateSubscriptions } from "./subscriptions.js";
 
@@ -12,7 +13,8 @@ import { candidateSubscriptions } from "./subscriptions.js";
  *
  * Idempotent, so a redelivered message (crash before the ack) changes nothing: deliveries are
  * unique per (event, subscription) and alert occurrences per (subscription, key, occurrence),
- * and an occurrence already counted is not evaluated again.
+ * and an occurrence already counted is not evaluated again. Subscriptions come in a fixed order,
+ * so concurrent events take alert keys' row locks in the same order and cannot deadlock.
  *
  * @returns the number of deliveries created.
  */
@@ -75,13 +77,9 @@ async function createDelivery(
   return true;
 }
 
-/** Longest alert window: occurrences older than this can never count again. */
-const MAX_WINDOW_MS = 7 * 24 * 60 * 60 * 1000;
-
 /**
- * Counts the event for an alert rule (if it concerns the rule) and reports whether the rule
- * trips now. The per-key state row is locked first, so replicas counting the same key at once
- * take turns and exactly one of them fires.
+ * Counts the event for an alert rule, if it concerns the rule, and returns the alert to deliver
+ * when the rule fires for it (store/alerts.ts; when and why: domain/alert-firing.ts).
  */
 async function countAlert(
   client: pg.ClientBase,
@@ -99,40 +97,17 @@ async function countAlert(
     payload: view.payload,
   });
   if (occ === undefined) return undefined;
-  await client.query(
-    "INSERT INTO alert_state (subscription_id, key) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-    [sub.id, occ.key],
-  );
-  const state = await client.query<{ last_fired_at: Date | null }>(
-    "SELECT last_fired_at FROM alert_state WHERE subscription_id = $1 AND key = $2 FOR UPDATE",
-    [sub.id, occ.key],
-  );
-  const inserted = await client.query(
-    `INSERT INTO alert_occurrences (subscription_id, key, occurrence_id, occurred_at) VALUES ($1, $2, $3, $4)
-     ON CONFLICT DO NOTHING`,
-    [sub.id, occ.key, occ.occurrenceId, at],
-  );
-  if (inserted.rowCount === 0) return undefined; // counted before (redelivery, or the same run reported twice)
-  await client.query(
-    "DELETE FROM alert_occurrences WHERE subscription_id = $1 AND key = $2 AND occurred_at < $3",
-    [sub.id, occ.key, new Date(Date.now() - MAX_WINDOW_MS)],
-  );
-  const { rows } = await client.query<{ n: number }>(
-    `SELECT count(*)::int AS n FROM alert_occurrences
-     WHERE subscription_id = $1 AND key = $2 AND occurred_at > $3 AND occurred_at <= $4`,
-    [sub.id, occ.key, new Date(at.getTime() - rule.windowMs), at],
-  );
-  const count = rows[0]?.n ?? 0;
-  const last = state.rows[0]?.last_fired_at ?? null;
-  if (!shouldFire(rule, count, last?.getTime(), at.getTime())) return undefined;
-  await client.query("UPDATE alert_state SET last_fired_at = $3 WHERE subscription_id = $1 AND key = $2", [
-    sub.id,
-    occ.key,
+  const trip = await recordOccurrence(client, rule, {
+    subscriptionId: sub.id,
+    key: occ.key,
+    occurrenceId: occ.occurrenceId,
     at,
-  ]);
+    eventId: env.id,
+  });
+  if (trip === undefined) return undefined;
   return {
     kind: alertKindName(rule.kind),
-    count,
+    count: trip.count,
     threshold: rule.threshold,
     window: formatDuration(rule.windowMs),
     key: occ.key,

@@ -14,7 +14,8 @@ import type { Migration } from "../../../mesh/postgres/migrations.js";
  *   turned into SUCCEEDED / FAILED / DEAD_LETTERED when it is made.
  * - `events` holds the envelope of each event with at least one delivery, rendered at send
  *   time with the subscription's current template (redelivery uses the current one).
- * - `alert_occurrences` / `alert_state` are the counting state of alert rules.
+ * - `alert_occurrences` / `alert_firings` are the counting state of alert rules (event times);
+ *   `alert_state` is the row locked to decide one (subscription, key) at a time.
  */
 export const migrations: Migration[] = [
   {
@@ -134,4 +135,22 @@ CREATE TABLE idempotency_keys (
 `,
   },
   { version: 2, name: "outbox", sql: outboxMigrationSql() },
+  {
+    version: 3,
+    name: "alert firings",
+    // alert_state.last_fired_at is no longer written (kept for replicas of the previous version
+    // during a rolling update); its values become firings.
+    sql: `
+CREATE TABLE alert_firings (
+  subscription_id uuid NOT NULL,
+  key text NOT NULL,
+  fired_at timestamptz NOT NULL,
+  count integer NOT NULL,
+  event_id text NOT NULL,
+  PRIMARY KEY (subscription_id, key, fired_at)
+);
+INSERT INTO alert_firings (subscription_id, key, fired_at, count, event_id)
+  SELECT subscription_id, key, last_fired_at, 0, '' FROM alert_state WHERE last_fired_at IS NOT NULL;
+`,
+  },
 ];

@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { FIRING_HORIZON_MS, OCCURRENCE_HORIZON_MS } from "./alerts.js";
 
 /** Rows removed by one sweep, per table. */
 export type SweepResult = Record<
@@ -21,7 +22,7 @@ async function chunked(pool: pg.Pool, sql: string, params: unknown[]): Promise<n
  * Deletes history older than `cutoff`, in small chunks so the sweep never holds long locks:
  * finished attempts, dead letters not being redelivered, finished deliveries no open dead letter
  * needs, envelopes no delivery needs (an open dead letter keeps its event redeliverable), deleted
- * subscriptions with no history left, and expired idempotency keys and alert occurrences.
+ * subscriptions with no history left, and expired idempotency keys and alert counting state.
  * Pending work is never touched.
  */
 export async function sweepHistory(pool: pg.Pool, cutoff: Date): Promise<SweepResult> {
@@ -66,10 +67,17 @@ export async function sweepHistory(pool: pg.Pool, cutoff: Date): Promise<SweepRe
   const keys = await pool.query(
     "DELETE FROM idempotency_keys WHERE create_time < now() - interval '24 hours'",
   );
-  const occ = await pool.query("DELETE FROM alert_occurrences WHERE occurred_at < now() - interval '7 days'");
+  const occ = await pool.query("DELETE FROM alert_occurrences WHERE occurred_at <= now() - $1::interval", [
+    `${OCCURRENCE_HORIZON_MS} milliseconds`,
+  ]);
+  const fired = await pool.query("DELETE FROM alert_firings WHERE fired_at <= now() - $1::interval", [
+    `${FIRING_HORIZON_MS} milliseconds`,
+  ]);
+  // Ingestion upserts the row it locks, so deleting an idle key's row races nothing.
   await pool.query(
-    `DELETE FROM alert_state st WHERE st.last_fired_at < now() - interval '7 days'
-       AND NOT EXISTS (SELECT 1 FROM alert_occurrences o WHERE o.subscription_id = st.subscription_id AND o.key = st.key)`,
+    `DELETE FROM alert_state st
+     WHERE NOT EXISTS (SELECT 1 FROM alert_occurrences o WHERE o.subscription_id = st.subscription_id AND o.key = st.key)
+       AND NOT EXISTS (SELECT 1 FROM alert_firings f WHERE f.subscription_id = st.subscription_id AND f.key = st.key)`,
   );
   return {
     attempts,
@@ -77,6 +85,6 @@ export async function sweepHistory(pool: pg.Pool, cutoff: Date): Promise<SweepRe
     deliveries,
     events,
     subscriptions,
-    other: (keys.rowCount ?? 0) + (occ.rowCount ?? 0),
+    other: (keys.rowCount ?? 0) + (occ.rowCount ?? 0) + (fired.rowCount ?? 0),
   };
 }

@@ -174,7 +174,7 @@ export async function listSubscriptions(db: Db, f: SubscriptionFilter): Promise<
 export async function candidateSubscriptions(db: Db, projectId: string): Promise<SubscriptionRecord[]> {
   const { rows } = await db.query<SubscriptionRow>(
     `SELECT * FROM subscriptions
-     WHERE delete_time IS NULL AND enabled AND (project_id = '' OR project_id = $1)`,
+     WHERE delete_time IS NULL AND enabled AND (project_id = '' OR project_id = $1) ORDER BY seq`,
     [projectId],
   );
   return rows.map(recordFromRow);
