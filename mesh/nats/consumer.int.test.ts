@@ -228,3 +228,48 @@ describe("DurableConsumer", () => {
     await eventually("lag 0", async () => (await successor.pending()) === 0);
   });
 });
+
+/** Blocks the event loop: nothing is read from any socket meanwhile. */
+function busyWait(ms: number): void {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    // spin
+  }
+}
+
+describe("DurableConsumer.stop() with a message in transit", () => {
+  it("hands the message back, so a successor gets it long before ack_wait", async () => {
+    const s = scenario("transit");
+    const ackWaitMs = 60_000;
+    const publisher = await connectNats({ servers: "nats://127.0.0.1:4222", name: "mesh-consumer-test-pub" });
+    try {
+      const seenByStopped: string[] = [];
+      const c = await startConsumer(s, async (m) => void seenByStopped.push(dec.decode(m.data)), {
+        ackWaitMs,
+      });
+      await eventually("a pull request waiting on the server", async () => {
+        const info = await jsm.consumers.info(subjects.streams.events, s.durable);
+        return info.num_waiting > 0;
+      });
+      // A core publish (the stream stores it; no ack to wait for) from another connection. nats.js
+      // writes it from a microtask; awaiting one lets that run but no I/O callback. The busy wait
+      // then gives the server time to store it and send it to our open pull request, while this
+      // process cannot read it: stop() is called with the message in our socket, unread.
+      publisher.publish(s.subject("Happened"), enc.encode("in transit"));
+      await new Promise<void>((resolve) => queueMicrotask(resolve));
+      busyWait(50);
+      const stopped = c.stop();
+      await stopped;
+      const got: ConsumedMessage[] = [];
+      await startConsumer(s, async (m) => void got.push(m), { ackWaitMs });
+      // Handed back: redelivered after the hand-back delay (~6 s). Dropped: only after ack_wait (60 s).
+      await eventually("the in-transit message at the successor", () => got.length === 1, 15_000);
+      expect(dec.decode(got[0]?.data)).toBe("in transit");
+      expect(seenByStopped).toEqual([]);
+      // Delivered twice: it had really reached the stopping consumer, which handed it back.
+      expect(got[0]?.deliveryCount).toBe(2);
+    } finally {
+      await publisher.close();
+    }
+  });
+});
