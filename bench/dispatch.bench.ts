@@ -13,13 +13,15 @@
  * - peak RSS (VmHWM) of every service process.
  * Prints the figures and their ratio to the targets (≥ 1,000 runs/s, p99 ≤ 25 ms at 100/s,
  * ≤ 150 MB per service). It never asserts. Env: BENCH_AGENTS (10), BENCH_RUNS (6000),
- * BENCH_RATE_SECONDS (10).
+ * BENCH_RATE_SECONDS (10), BENCH_NODE_OPTIONS (the Deployments' --max-old-space-size=128),
+ * BENCH_SKIP_BUILD=1 (reuse dist/.bench).
  */
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
 import { AgentManagerService } from "../gen/codex/agentmanager/v1/agentmanager_service_pb.js";
+import { RunState } from "../gen/codex/agentmanager/v1/run_pb.js";
 import { createClient } from "../mesh/grpc/client.js";
 import { createLogger } from "../mesh/logging.js";
 import { AgentWorker } from "../sdk/index.js";
@@ -30,6 +32,8 @@ const AGENTS = Number(process.env.BENCH_AGENTS ?? 10);
 const RUNS = Number(process.env.BENCH_RUNS ?? 6_000);
 const RATE_SECONDS = Number(process.env.BENCH_RATE_SECONDS ?? 10);
 const IN_FLIGHT = 256;
+/** As the Deployments set it (istio/base/deployments/*.yaml); BENCH_NODE_OPTIONS overrides. */
+const NODE_OPTIONS = process.env.BENCH_NODE_OPTIONS ?? "--max-old-space-size=128";
 const DIST = `${ROOT}dist/.bench`;
 const TARGETS = { runsPerSecond: 1_000, p99At100Ms: 25, rssMb: 150 };
 
@@ -76,14 +80,37 @@ function build(): void {
   }
 }
 
-/** Waits for `n` completions, saying every 5 s how far it got (a stall is visible, not silent). */
-async function progress(probe: Probe, n: number, phase: string): Promise<void> {
+/**
+ * Waits for `n` completions, saying every 5 s how far it got; gives up after 30 s without
+ * progress (a stall is reported, never waited out). Returns how many were still missing.
+ */
+async function progress(probe: Probe, n: number, phase: string): Promise<number> {
+  let last = probe.completed;
+  let lastChange = Date.now();
   const timer = setInterval(() => console.log(`  ${phase}: ${probe.completed}/${n} completed`), 5_000);
   try {
-    await probe.whenCompleted(n);
+    while (probe.completed < n) {
+      await Promise.race([probe.whenCompleted(n), new Promise((r) => setTimeout(r, 1_000))]);
+      if (probe.completed !== last) [last, lastChange] = [probe.completed, Date.now()];
+      if (Date.now() - lastChange > 30_000) {
+        console.log(`  ${phase}: stalled at ${probe.completed}/${n} for 30 s; giving up on the rest`);
+        break;
+      }
+    }
+    return Math.max(0, n - probe.completed);
   } finally {
     clearInterval(timer);
   }
+}
+
+/** Runs the manager still holds unfinished, by state (what a stall left behind). */
+async function unfinished(client: ReturnType<typeof createClient<typeof AgentManagerService>>) {
+  const out: Record<string, number> = {};
+  for (const state of [RunState.PENDING, RunState.ASSIGNED, RunState.RUNNING]) {
+    const { runs } = await client.listRuns({ states: [state], pageSize: 500 }).catch(() => ({ runs: [] }));
+    out[RunState[state]] = runs.length;
+  }
+  return out;
 }
 
 /** Share of one core each service (and this process: SDK agents + enqueuer) used during a phase. */
@@ -115,7 +142,7 @@ export const bench: Benchmark = {
       build();
     const stack = await new ProcessStack({
       runner: { distDir: DIST },
-      env: { "*": { LOG_LEVEL: "error" } },
+      env: { "*": { LOG_LEVEL: "error", NODE_OPTIONS } },
     }).start();
     const probe = new Probe();
     const logger = createLogger({ service: "bench-agent", level: "error" });
@@ -167,7 +194,7 @@ export const bench: Benchmark = {
       // Warm-up: JIT, connection pools, group-commit batch sizes.
       const base = probe.completed;
       await closedLoop(500);
-      await progress(probe, base + 500, "warm-up");
+      const warmMissing = await progress(probe, base + 500, "warm-up");
 
       console.log(
         `throughput: ${RUNS} runs, ${AGENTS} agents × capacity 64, ${IN_FLIGHT} enqueues in flight`,
@@ -176,9 +203,9 @@ export const bench: Benchmark = {
       const t0 = performance.now();
       const before = probe.completed;
       await closedLoop(RUNS);
-      await progress(probe, before + RUNS, "throughput");
+      const missing = await progress(probe, before + RUNS, "throughput");
       const seconds = (performance.now() - t0) / 1000;
-      const runsPerSecond = RUNS / seconds;
+      const runsPerSecond = (RUNS - missing) / seconds;
       const cpuShare = cpuShares(cpuBefore, stack.cpuSeconds(), process.cpuUsage(cpuBefore.bench), seconds);
 
       const latency: Record<number, number[]> = {};
@@ -207,6 +234,7 @@ export const bench: Benchmark = {
       const rss = stack.peakRss();
       const figures: Record<string, number | string> = {
         "runs/s (enqueue→completion)": round(runsPerSecond),
+        "runs never completed (warm-up + throughput)": warmMissing + missing,
         "runs/s ratio to target 1000": round(runsPerSecond / TARGETS.runsPerSecond, 2),
       };
       for (const rate of [100, 500]) {
@@ -222,6 +250,17 @@ export const bench: Benchmark = {
       );
       for (const [name, share] of Object.entries(cpuShare))
         figures[`CPU % during throughput: ${name}`] = share;
+      const admin = createClient(AgentManagerService, {
+        address: stack.address("agent-manager"),
+        principalSecret: stack.meshSecret,
+        defaultPrincipal: { type: "user", id: "bench", projectRoles: { "*": "admin" } },
+        retry: false,
+        breaker: false,
+      });
+      for (const [state, count] of Object.entries(await unfinished(admin))) {
+        figures[`runs left ${state} at the end`] = count;
+      }
+      admin.close();
       figures["load average (1 min) at the end"] = round(loadavg()[0] ?? Number.NaN, 2);
       for (const [name, bytes] of Object.entries(rss)) {
         const mb = (bytes ?? Number.NaN) / (1024 * 1024);

@@ -72,10 +72,11 @@ export class RunTable implements RunHost {
       ? "agent is shutting down"
       : !this.handler
         ? "agent has no assignment handler"
-        : this.#runs.size >= this.o.capacity
+        : this.#executing() >= this.o.capacity
           ? "agent is at capacity"
           : undefined;
     if (refuse !== undefined || !this.handler) {
+      this.o.logger.warn({ runId }, `handing an assignment back: ${refuse ?? "refused"}`);
       this.send(rejection(runId, a.fencingToken, refuse ?? "refused"));
       return;
     }
@@ -95,6 +96,18 @@ export class RunTable implements RunHost {
     const exec = this.#execute(run, this.handler);
     this.#executions.add(exec);
     void exec.finally(() => this.#executions.delete(exec));
+  }
+
+  /**
+   * Handlers running now. Runs whose outcome awaits its acknowledgement do not count: the
+   * manager frees their slot when it records the outcome and may push the next assignment
+   * before its Ack reaches us; refusing it then would turn that race into a rejection (and a
+   * rejected run is never offered to this agent again).
+   */
+  #executing(): number {
+    let n = 0;
+    for (const run of this.#runs.values()) if (run.phase === "running") n += 1;
+    return n;
   }
 
   cancel(c: RunCancellation): void {

@@ -103,6 +103,37 @@ describe("AgentWorker over the Connect protocol", () => {
     expect(beats.every((b) => b.value.metrics !== undefined)).toBe(true);
   });
 
+  it("takes the next assignment when its slot is free though the last outcome is not acknowledged yet", async () => {
+    const { fake, worker } = await setup(async () => ({ exitCode: 0 }), {
+      agent: { name: "one-slot", capacity: 1 },
+    });
+    await worker.start();
+    fake.holdAcks = true;
+    fake.assign("first");
+    await fake.waitForKind("complete", "first");
+    fake.assign("second");
+    await fake.waitForKind("complete", "second");
+    expect(fake.messages("reject")).toEqual([]);
+    fake.releaseAcks();
+    await expect.poll(() => worker.activeRuns).toBe(0);
+  });
+
+  it("hands back an assignment beyond its capacity", async () => {
+    const { fake, worker } = await setup(
+      async (_run, ctx) => {
+        await new Promise((r) => ctx.signal.addEventListener("abort", r));
+      },
+      { agent: { name: "one-slot", capacity: 1 } },
+    );
+    await worker.start();
+    fake.assign("busy");
+    await fake.waitForKind("runStatus", "busy");
+    fake.assign("extra", {}, 3n);
+    const back = (await fake.waitForKind("reject", "extra")).msg.message.value as { reason: string };
+    expect(back.reason).toBe("agent is at capacity");
+    fake.cancel("busy");
+  });
+
   it("fails a run that throws, with the exit code of a RunFailure", async () => {
     const { fake, worker } = await setup(async () => {
       throw new RunFailure("step 0 exited with 2", 2);

@@ -32,6 +32,9 @@ export class FakeAgentManager {
   registrations = 0;
   connections = 0;
   registerError: Code | undefined;
+  /** While true, acknowledgements are held back (a manager slow to ack); `releaseAcks` sends the latest. */
+  holdAcks = false;
+  #heldAck: ResponseInit | undefined;
   /** While true, the fake reads but neither answers nor acknowledges (a half-dead stream). */
   silent = false;
   /** When set, the next hello is answered by ending the stream with this code. */
@@ -145,6 +148,13 @@ export class FakeAgentManager {
     });
   }
 
+  /** Stops holding acknowledgements back and sends the latest (cumulative) one. */
+  releaseAcks(): void {
+    this.holdAcks = false;
+    if (this.#heldAck) this.send(this.#heldAck);
+    this.#heldAck = undefined;
+  }
+
   /** From now on, messages about `runId` are refused with STALE_LEASE. */
   markStale(runId: string): void {
     this.#stale.add(runId);
@@ -240,7 +250,9 @@ export class FakeAgentManager {
             valid: !this.#stale.has(l.runId),
           }))
         : [];
-    out.push({ message: { case: "ack", value: { ackedSeq: msg.messageSeq, leases } } });
+    const ack: ResponseInit = { message: { case: "ack", value: { ackedSeq: msg.messageSeq, leases } } };
+    if (this.holdAcks) this.#heldAck = ack;
+    else out.push(ack);
   }
 }
 
