@@ -42,6 +42,9 @@ class Probe {
   readonly enqueuedAt = new Map<string, number>();
   readonly assignedLatency = new Map<string, number>();
   completed = 0;
+  lastCompletedAt = 0;
+  /** Runs that left an agent otherwise: handed back, or abandoned after a lost lease. */
+  readonly otherSettlements: Record<string, number> = {};
   #waiters: { n: number; resolve: () => void }[] = [];
 
   assigned(taskId: string): void {
@@ -49,8 +52,13 @@ class Probe {
     if (t !== undefined) this.assignedLatency.set(taskId, performance.now() - t);
   }
 
-  settled(): void {
+  settled(how: string): void {
+    if (how !== "completed") {
+      this.otherSettlements[how] = (this.otherSettlements[how] ?? 0) + 1;
+      return;
+    }
     this.completed += 1;
+    this.lastCompletedAt = performance.now();
     const ready = this.#waiters.filter((w) => this.completed >= w.n);
     this.#waiters = this.#waiters.filter((w) => this.completed < w.n);
     for (const w of ready) w.resolve();
@@ -103,10 +111,16 @@ async function progress(probe: Probe, n: number, phase: string): Promise<number>
   }
 }
 
-/** Runs the manager still holds unfinished, by state (what a stall left behind). */
+/** Runs the manager holds unfinished (or lost or failed), by state: what a stall left behind. */
 async function unfinished(client: ReturnType<typeof createClient<typeof AgentManagerService>>) {
   const out: Record<string, number> = {};
-  for (const state of [RunState.PENDING, RunState.ASSIGNED, RunState.RUNNING]) {
+  for (const state of [
+    RunState.PENDING,
+    RunState.ASSIGNED,
+    RunState.RUNNING,
+    RunState.FAILED,
+    RunState.LOST,
+  ]) {
     const { runs } = await client.listRuns({ states: [state], pageSize: 500 }).catch(() => ({ runs: [] }));
     out[RunState[state]] = runs.length;
   }
@@ -160,7 +174,7 @@ export const bench: Benchmark = {
           connection: { address: stack.address("agent-manager"), meshSecret: stack.meshSecret },
           agent: { name: `bench-${i}`, capacity: 64 },
           logger,
-          onRunSettled: (_id, how) => how === "completed" && probe.settled(),
+          onRunSettled: (_id, how) => probe.settled(how),
           handler: async (run) => {
             probe.assigned(run.run.taskId);
           },
@@ -204,7 +218,8 @@ export const bench: Benchmark = {
       const before = probe.completed;
       await closedLoop(RUNS);
       const missing = await progress(probe, before + RUNS, "throughput");
-      const seconds = (performance.now() - t0) / 1000;
+      // Up to the last completion seen, so a stall's 30 s wait is not counted as work.
+      const seconds = (probe.lastCompletedAt - t0) / 1000;
       const runsPerSecond = (RUNS - missing) / seconds;
       const cpuShare = cpuShares(cpuBefore, stack.cpuSeconds(), process.cpuUsage(cpuBefore.bench), seconds);
 
@@ -258,8 +273,10 @@ export const bench: Benchmark = {
         breaker: false,
       });
       for (const [state, count] of Object.entries(await unfinished(admin))) {
-        figures[`runs left ${state} at the end`] = count;
+        figures[`runs ${state} at the end`] = count;
       }
+      for (const [how, count] of Object.entries(probe.otherSettlements))
+        figures[`runs ${how} by an agent`] = count;
       admin.close();
       figures["load average (1 min) at the end"] = round(loadavg()[0] ?? Number.NaN, 2);
       for (const [name, bytes] of Object.entries(rss)) {

@@ -120,8 +120,13 @@ export class RunTable implements RunHost {
     for (const l of leases) {
       const run = this.#runs.get(l.runId);
       if (!run || run.token !== l.fencingToken) continue;
-      if (!l.valid) this.#leaseLost(run, "the agent manager no longer grants this run's lease");
-      else if (l.cancelRequested) run.stop("cancel", "cancellation requested");
+      if (l.valid) {
+        if (l.cancelRequested) run.stop("cancel", "cancellation requested");
+      } else if (run.phase === "running") {
+        this.#leaseLost(run, "the agent manager no longer grants this run's lease");
+      }
+      // A run whose outcome is in flight usually reads "not valid" because that outcome already
+      // ended it; its Ack (or a STALE_LEASE refusal of the outcome) will settle it either way.
     }
   }
 
