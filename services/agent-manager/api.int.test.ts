@@ -160,6 +160,37 @@ describe("unary agent calls", () => {
   });
 });
 
+describe("agents behind the gateway", () => {
+  it("holds the stream with an agent API key or an agent JWT plus its session token; people are refused", async () => {
+    // What the gateway forwards: an AGENT-role API key, or an agent JWT whose subject is not the agent id.
+    const viaKey = await TestAgent.register(h);
+    viaKey.client = h.client({ type: "api_key", id: "key-agents", projectRoles: { [PROJECT]: "agent" } });
+    expect((await viaKey.connect()).message.case).toBe("welcome");
+    await viaKey.close();
+
+    const viaJwt = await TestAgent.register(h);
+    viaJwt.client = h.client({ type: "agent", id: "builder-eu-1" });
+    expect((await viaJwt.connect()).message.case).toBe("welcome");
+    await viaJwt.close();
+
+    // Without the session token an API key says nothing about which agent it is.
+    const noToken = await TestAgent.register(h);
+    noToken.client = h.client({ type: "api_key", id: "key-agents", projectRoles: { [PROJECT]: "agent" } });
+    await expect(noToken.connect({ token: "" })).rejects.toThrow();
+    expect(noToken.error?.code).toBe(Code.UNAUTHENTICATED);
+
+    // A maintainer's key, or a person, is not an agent even with a valid session token.
+    const person = await TestAgent.register(h);
+    person.client = h.client({
+      type: "api_key",
+      id: "key-people",
+      projectRoles: { [PROJECT]: "maintainer" },
+    });
+    await expect(person.connect()).rejects.toThrow();
+    expect(person.error?.code).toBe(Code.PERMISSION_DENIED);
+  });
+});
+
 describe("reads and fleet administration", () => {
   it("scopes runs to the projects a caller can read, newest first, in pages", async () => {
     const p = `pool-${randomBytes(3).toString("hex")}`;

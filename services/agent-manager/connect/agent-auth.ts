@@ -2,8 +2,11 @@
  * Who an agent call comes from. An agent is recognised by the principal the gateway signed
  * (type "agent", id = agent id) and/or by its session token from RegisterAgent ("authorization:
  * Bearer <token>" or AgentHello.session_token). A token, when presented, must be the agent's
- * current, unexpired session (re-registration revokes older ones); without a signed agent
- * principal a token is required. Other principals are refused: agent calls are for agents.
+ * current, unexpired session (re-registration revokes older ones) and names the agent; without
+ * a token the signed principal must be the agent itself. Behind the gateway an agent holds an
+ * agent credential (an agent JWT whose subject is not the agent id, or an API key with the AGENT
+ * role): that proves "an agent" and the session token proves "which". Other principals are
+ * refused: agent calls are for agents.
  */
 import type { Metadata } from "@grpc/grpc-js";
 import type { Principal } from "../../../mesh/context.js";
@@ -43,14 +46,15 @@ export async function authenticateAgent(
   now = Date.now(),
 ): Promise<AgentRow> {
   const { principal, token } = call;
-  if (principal && principal.type !== "agent") {
+  if (principal && !isAgentCredential(principal)) {
     throw permissionDenied("this call is for agents only", "AGENT_PRINCIPAL_REQUIRED");
   }
-  if (!principal && !token) throw unauthenticated("an agent session token is required");
+  if (!token && principal?.type !== "agent") throw unauthenticated("an agent session token is required");
   const parsed = token ? parseSessionToken(keys, token) : undefined;
   if (token && !parsed) throw sessionInvalid();
-  const agentId = principal?.id ?? parsed?.agentId ?? "";
-  if (parsed && parsed.agentId !== agentId)
+  const agentId = parsed?.agentId ?? principal?.id ?? "";
+  // A principal bound to one agent (its id is an agent id) may only use that agent's session.
+  if (parsed && principal?.type === "agent" && UUID.test(principal.id) && principal.id !== parsed.agentId)
     throw sessionInvalid("the session token belongs to another agent");
   if (call.claimedId !== "" && call.claimedId !== agentId) {
     throw permissionDenied("agent_id is not the calling agent", "PERMISSION_DENIED", {
@@ -63,4 +67,11 @@ export async function authenticateAgent(
     throw sessionInvalid("the session was revoked or expired: register again");
   }
   return row;
+}
+
+/** An agent principal, or an API key whose roles are agent roles only (see domain/authz mayRegister). */
+function isAgentCredential(p: Principal): boolean {
+  if (p.type === "agent") return true;
+  const roles = Object.values(p.projectRoles ?? {});
+  return p.type === "api_key" && roles.length > 0 && roles.every((r) => /^(MEMBER_ROLE_)?agent$/i.test(r));
 }
