@@ -1,4 +1,8 @@
-/** A codex-agent as its own OS process, connected straight to the agent manager of a stack. */
+/**
+ * A codex-agent as its own OS process. With a token it connects as agents do in production,
+ * through the gateway's gRPC front door with an agent JWT; without one, straight to the agent
+ * manager with a mesh-signed principal.
+ */
 import { type ChildProcess, spawn } from "node:child_process";
 import { type ProcessStack, ROOT, stopProcess } from "./process-stack.js";
 
@@ -7,15 +11,21 @@ export class AgentProcess {
   agentId = "";
   output: string[] = [];
 
-  constructor(stack: ProcessStack, name: string, workDir: string, extraArgs: string[] = []) {
+  constructor(stack: ProcessStack, name: string, workDir: string, extraArgs: string[] = [], token?: string) {
+    const connection = token
+      ? ["--address", stack.gatewayGrpc, "--token", token]
+      : [
+          ...["--address", stack.address("agent-manager"), "--artifact-address", stack.address("workitem")],
+          ...["--mesh-secret", stack.meshSecret],
+        ];
     this.child = spawn(
       process.execPath,
       [
         "--import",
         "tsx",
         `${ROOT}agent/main.ts`,
-        ...["--address", stack.address("agent-manager"), "--artifact-address", stack.address("workitem")],
-        ...["--mesh-secret", stack.meshSecret, "--name", name, "--capacity", "2"],
+        ...connection,
+        ...["--name", name, "--capacity", "2"],
         ...["--work-dir", workDir, "--kill-grace", "500ms", "--grace", "5s", "--force", "10s"],
         ...extraArgs,
       ],

@@ -9,6 +9,7 @@
  * agent API key arrives as an API_KEY principal, which the agent manager's Connect refuses
  * (see the SDK README); people's calls all go through the gateway.
  */
+
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,7 +21,7 @@ import { TaskState } from "../../gen/codex/scheduler/v1/task_pb.js";
 import { WorkItemKind, WorkItemState } from "../../gen/codex/workitem/v1/work_item_pb.js";
 import { AgentProcess } from "./agent-process.js";
 import { ProcessStack } from "./process-stack.js";
-import { type Person, person, until } from "./public-api.js";
+import { type Person, person, until, userToken } from "./public-api.js";
 
 let stack: ProcessStack;
 let agents: AgentProcess[] = [];
@@ -41,9 +42,16 @@ beforeAll(async () => {
     },
   }).start();
   const titleSteps = JSON.stringify({ test: ["echo inferred: running the web tests", "sleep 0.2"] });
+  // Agents connect through the gateway with agent JWTs, as in production.
   agents = await Promise.all(
-    ["e2e-agent-a", "e2e-agent-b"].map((name) =>
-      new AgentProcess(stack, name, join(dir, name), ["--title-steps", titleSteps]).ready(),
+    ["e2e-agent-a", "e2e-agent-b"].map(async (name) =>
+      new AgentProcess(
+        stack,
+        name,
+        join(dir, name),
+        ["--title-steps", titleSteps],
+        await userToken(stack, name, { codex_principal_type: "agent" }),
+      ).ready(),
     ),
   );
   alice = await person(stack, "alice");
