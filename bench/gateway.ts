@@ -103,7 +103,8 @@ function startGatewayProcess(
   upstream: string,
 ): Promise<{ child: ChildProcess; grpcPort: number; httpPort: number }> {
   const script = fileURLToPath(new URL("./gateway-server.ts", import.meta.url));
-  const child = spawn(process.execPath, ["--import", "tsx", script], {
+  // The same heap cap as `make up` and the Deployments, so the figure is what production runs.
+  const child = spawn(process.execPath, ["--max-old-space-size=112", "--import", "tsx", script], {
     env: { ...process.env, AGENT_MANAGER_ADDR: upstream },
     stdio: ["ignore", "pipe", "inherit"],
   });
