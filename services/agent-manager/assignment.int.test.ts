@@ -279,3 +279,42 @@ describe("Connect stream rules", () => {
     await a.close();
   });
 });
+
+describe("enqueue racing its own claim", () => {
+  // One change per transaction and two transactions at once: an enqueue's claim often runs in a
+  // batch before the one inserting its run, finds no row, and the run's "pending" notice arrives
+  // while that claim is still in flight. The run must still be assigned at once, not left for
+  // the periodic repair (a minute away here with the 60 s lease).
+  let slow: AmHarness;
+  beforeAll(async () => {
+    slow = await startAgentManager({ AGENT_MANAGER_COMMIT_BATCH: "1", AGENT_MANAGER_LEASE_TTL: "60s" });
+  });
+  afterAll(async () => slow?.stop());
+
+  it("assigns every run enqueued concurrently, none left PENDING for the repair", async () => {
+    const p = pool();
+    const a = await TestAgent.register(slow, { labels: { pool: p }, capacity: 256 });
+    await a.connect();
+    const n = 200;
+    const runs = await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        slow.client(SERVICE).enqueueRun({
+          taskId: `race-${p}-${i}`,
+          attempt: 1,
+          workItemId: `wi-race-${i}`,
+          projectId: "p1",
+          agentSelector: { pool: p },
+          workItem: snapshot("p1"),
+        }),
+      ),
+    );
+    expect(runs).toHaveLength(n);
+    await eventually("every run assigned", () => a.assignments().length === n, 10_000);
+    const pending = await slow.sql<{ n: number }>(
+      "SELECT count(*)::int AS n FROM runs WHERE state = 1 AND task_id LIKE $1",
+      [`race-${p}-%`],
+    );
+    expect(pending[0]?.n).toBe(0);
+    await a.close();
+  });
+});

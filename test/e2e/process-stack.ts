@@ -183,10 +183,12 @@ export class ProcessStack {
 
   #spawn(name: string, env: Record<string, string>): ServiceProcess {
     const runner = this.opts.runner ?? "tsx";
+    // STACK_NODE_ARGS: extra node flags not allowed in NODE_OPTIONS (e.g. --cpu-prof for profiling).
+    const extra = (process.env.STACK_NODE_ARGS ?? "").split(" ").filter(Boolean);
     const args =
       runner === "tsx"
-        ? ["--import", "tsx", `${ROOT}services/${name}/main.ts`]
-        : [`${runner.distDir}/services/${name}/main.js`];
+        ? [...extra, "--import", "tsx", `${ROOT}services/${name}/main.ts`]
+        : [...extra, `${runner.distDir}/services/${name}/main.js`];
     const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
     const p: ServiceProcess = { name, child, address: env.PORT ? `127.0.0.1:${env.PORT}` : "", tail: [] };
     const keep = (b: Buffer) => {

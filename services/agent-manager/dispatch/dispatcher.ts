@@ -43,6 +43,12 @@ export class Dispatcher {
   readonly #queue = new PendingQueue<PendingNotice>();
   readonly #slots = new Map<string, Slot>();
   readonly #inflight = new Set<string>();
+  /**
+   * Pending notices that arrived while a claim of the same run was in flight. The claim may have
+   * run before the run's insert committed (concurrent batches) and then finds no row: the notice
+   * is applied when it settles empty-handed, or dropped when the claim took the run.
+   */
+  readonly #deferred = new Map<string, PendingNotice>();
   #scheduled = false;
 
   constructor(private readonly o: DispatcherOptions) {}
@@ -52,7 +58,10 @@ export class Dispatcher {
   }
 
   addPending(run: PendingNotice): void {
-    if (this.#inflight.has(run.id)) return;
+    if (this.#inflight.has(run.id)) {
+      this.#deferred.set(run.id, run);
+      return;
+    }
     this.#queue.add(run);
     this.schedule();
   }
@@ -71,6 +80,7 @@ export class Dispatcher {
 
   removePending(runId: string): void {
     this.#queue.remove(runId);
+    this.#deferred.delete(runId);
   }
 
   /** An agent's stream is open here: push it work while it has free capacity. */
@@ -243,6 +253,9 @@ export class Dispatcher {
       slot.reserved -= 1;
       slot.changes += 1;
       this.#inflight.delete(run.id);
+      const deferred = this.#deferred.get(run.id);
+      this.#deferred.delete(run.id);
+      if (!row && deferred) this.#queue.add(deferred);
       if (row) {
         slot.held.add(row.id);
         if (waiter) waiter.rows.push(row);
