@@ -273,3 +273,79 @@ describe("DurableConsumer.stop() with a message in transit", () => {
     }
   });
 });
+
+describe("DurableConsumer in batch mode", () => {
+  it("hands messages over in batches, in delivery order, each once, and acks them all", async () => {
+    const s = scenario("batch");
+    for (let i = 0; i < 300; i++) await s.send("Happened", `m${i}`);
+    const batches: string[][] = [];
+    const c = await startConsumer(
+      s,
+      async () => {
+        throw new Error("the per-message handler must not run while batches succeed");
+      },
+      {
+        maxBatch: 100,
+        batchHandler: async (msgs) => {
+          batches.push(msgs.map((m) => dec.decode(m.data)));
+          await new Promise((r) => setTimeout(r, 5));
+        },
+      },
+    );
+    await eventually("300 messages", () => batches.flat().length === 300);
+    expect(batches.flat()).toEqual(Array.from({ length: 300 }, (_, i) => `m${i}`));
+    expect(Math.max(...batches.map((b) => b.length))).toBeLessThanOrEqual(100);
+    // Messages published before the start arrive together: far fewer batches than messages.
+    expect(batches.length).toBeLessThan(30);
+    await eventually("lag 0", async () => (await c.pending()) === 0);
+  });
+
+  it("falls back to the per-message handler when a batch fails: one retry or dead letter each", async () => {
+    const s = scenario("batchfail");
+    for (const body of ["ok1", "poison", "ok2"]) await s.send("Happened", body);
+    const handled: string[] = [];
+    let batchCalls = 0;
+    const c = await startConsumer(
+      s,
+      async (m) => {
+        const body = dec.decode(m.data);
+        if (body === "poison") throw new PermanentError("cannot handle poison");
+        handled.push(body);
+      },
+      {
+        batchHandler: async (msgs) => {
+          batchCalls += 1;
+          if (msgs.some((m) => dec.decode(m.data) === "poison")) throw new Error("batch refused");
+          handled.push(...msgs.map((m) => dec.decode(m.data)));
+        },
+      },
+    );
+    await eventually("poison dead-lettered", async () => (await deadLetters(s.durable)).length === 1);
+    await eventually("lag 0", async () => (await c.pending()) === 0);
+    expect(handled).toEqual(["ok1", "ok2"]);
+    expect(batchCalls).toBeGreaterThanOrEqual(1);
+  });
+
+  it("stop() hands buffered messages back; a successor gets every message", async () => {
+    const s = scenario("batchstop");
+    for (let i = 0; i < 50; i++) await s.send("Happened", `m${i}`);
+    const first: string[] = [];
+    const c = await startConsumer(s, async () => {}, {
+      maxBatch: 10,
+      batchHandler: async (msgs) => {
+        first.push(...msgs.map((m) => dec.decode(m.data)));
+        await new Promise((r) => setTimeout(r, 50));
+      },
+    });
+    await eventually("a first batch", () => first.length > 0);
+    await c.stop();
+    running.splice(running.indexOf(c), 1);
+    const second: string[] = [];
+    await startConsumer(s, async () => {}, {
+      batchHandler: async (msgs) => {
+        second.push(...msgs.map((m) => dec.decode(m.data)));
+      },
+    });
+    await eventually("all 50 seen", () => new Set([...first, ...second]).size === 50, 20_000);
+  }, 30_000);
+});

@@ -42,8 +42,18 @@ export interface DurableConsumerOptions {
    * retried after its backoff while later ones proceed, so order holds only while handlers succeed.
    */
   concurrency?: number;
-  /** Messages pulled ahead of the handler (default 4 x concurrency). */
+  /** Messages pulled ahead of the handler (default 4 x concurrency; 2 x maxBatch in batch mode). */
   prefetch?: number;
+  /**
+   * Batch mode: handles many messages at once (one transaction for all, say); resolving acks
+   * them all. Throwing falls back to `handler` for each message of the batch, one at a time, so
+   * retries, backoff and dead-lettering stay per message. Batches run one at a time in delivery
+   * order; each holds what arrived while the previous one ran, up to `maxBatch`. `concurrency`
+   * is ignored. Handlers must be idempotent (the fallback may repeat what a failed batch did).
+   */
+  batchHandler?: (msgs: ConsumedMessage[]) => Promise<void>;
+  /** Largest batch handed to `batchHandler` (default 256). */
+  maxBatch?: number;
   /** How long stop() waits for in-flight handlers (default 10 s). */
   stopTimeoutMs?: number;
   /** Handler failures, DLQ publish failures and consume-loop errors; the consumer keeps going. */
@@ -111,7 +121,10 @@ const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
  */
 export class DurableConsumer {
   #state: ConsumerState = "INITIALIZED";
-  readonly #o: Required<Omit<DurableConsumerOptions, "onError" | "prefetch">> & { prefetch: number };
+  readonly #o: Required<Omit<DurableConsumerOptions, "onError" | "prefetch" | "batchHandler">> & {
+    prefetch: number;
+    batchHandler: DurableConsumerOptions["batchHandler"];
+  };
   readonly #onError: (err: unknown, msg?: ConsumedMessage) => void;
   readonly #clientFilter: readonly string[] | undefined;
   readonly #inFlight = new Set<Promise<void>>();
@@ -122,10 +135,15 @@ export class DurableConsumer {
   #messages: ConsumerMessages | undefined;
   #loop: Promise<void> | undefined;
   #slotFreed: (() => void) | undefined;
+  /** Batch mode: messages received and not yet handed to a batch. */
+  #buffer: JsMsg[] = [];
+  #batchRunning = false;
+  #flushScheduled = false;
 
   constructor(opts: DurableConsumerOptions) {
     if (opts.filterSubjects.length === 0) throw new Error(`consumer ${opts.durable}: no filter subjects`);
-    const concurrency = Math.max(1, opts.concurrency ?? 1);
+    const concurrency = opts.batchHandler ? 1 : Math.max(1, opts.concurrency ?? 1);
+    const maxBatch = Math.max(1, opts.maxBatch ?? 256);
     this.#o = {
       maxDeliver: 5,
       ackWaitMs: 30_000,
@@ -133,7 +151,9 @@ export class DurableConsumer {
       stopTimeoutMs: 10_000,
       ...opts,
       concurrency,
-      prefetch: opts.prefetch ?? concurrency * 4,
+      maxBatch,
+      batchHandler: opts.batchHandler,
+      prefetch: opts.prefetch ?? (opts.batchHandler ? maxBatch * 2 : concurrency * 4),
     };
     this.#onError = opts.onError ?? (() => {});
     const multi = opts.filterSubjects.length > 1;
@@ -168,6 +188,7 @@ export class DurableConsumer {
     }
     this.#state = "DRAINING";
     this.#stopping.abort();
+    for (const m of this.#buffer.splice(0)) m.nak(HAND_BACK_DELAY_MS);
     if (this.#messages !== undefined) this.#endPulls(this.#messages);
     this.#slotFreed?.();
     const bound = new AbortController();
@@ -219,6 +240,10 @@ export class DurableConsumer {
         if (this.#state !== "RUNNING") this.#endPulls(this.#messages);
         for await (const m of this.#messages) {
           failures = 0;
+          if (this.#o.batchHandler) {
+            await this.#buffered(m);
+            continue;
+          }
           await this.#freeSlot();
           if (this.#state !== "RUNNING") {
             m.nak(HAND_BACK_DELAY_MS);
@@ -281,6 +306,62 @@ export class DurableConsumer {
         this.#slotFreed = resolve;
       });
     }
+  }
+
+  /** Batch mode: buffers a message (waiting while a full batch is buffered) and schedules a batch. */
+  async #buffered(m: JsMsg): Promise<void> {
+    if (this.#clientFilter !== undefined && !this.#clientFilter.some((f) => subjectMatches(f, m.subject))) {
+      m.ack();
+      return;
+    }
+    while (this.#buffer.length >= this.#o.maxBatch && this.#state === "RUNNING") {
+      await new Promise<void>((resolve) => {
+        this.#slotFreed = resolve;
+      });
+    }
+    if (this.#state !== "RUNNING") {
+      m.nak(HAND_BACK_DELAY_MS);
+      return;
+    }
+    this.#buffer.push(m);
+    this.#scheduleBatch();
+  }
+
+  /**
+   * Starts the next batch once the current one settled, after the I/O phase (setImmediate), so
+   * every message that arrived in the same socket read joins it.
+   */
+  #scheduleBatch(): void {
+    if (this.#batchRunning || this.#flushScheduled || this.#buffer.length === 0) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      if (this.#batchRunning || this.#buffer.length === 0 || this.#state !== "RUNNING") return;
+      const batch = this.#buffer.splice(0, this.#o.maxBatch);
+      this.#batchRunning = true;
+      this.#slotFreed?.();
+      const work = this.#processBatch(batch)
+        .catch((err: unknown) => this.#onError(err))
+        .finally(() => {
+          this.#inFlight.delete(work);
+          this.#batchRunning = false;
+          this.#slotFreed?.();
+          this.#scheduleBatch();
+        });
+      this.#inFlight.add(work);
+    });
+  }
+
+  async #processBatch(batch: JsMsg[]): Promise<void> {
+    try {
+      await this.#o.batchHandler!(batch.map(toConsumedMessage));
+    } catch (err) {
+      this.#onError(err);
+      // One at a time, so each message gets its own retry, backoff or dead letter.
+      for (const m of batch) await this.#process(m);
+      return;
+    }
+    for (const m of batch) m.ack(); // one socket write: nats.js flushes once per microtask turn
   }
 
   async #process(m: JsMsg): Promise<void> {
