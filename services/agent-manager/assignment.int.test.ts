@@ -295,7 +295,7 @@ describe("enqueue racing its own claim", () => {
     const p = pool();
     const a = await TestAgent.register(slow, { labels: { pool: p }, capacity: 256 });
     await a.connect();
-    const n = 200;
+    const n = 100;
     const runs = await Promise.all(
       Array.from({ length: n }, (_, i) =>
         slow.client(SERVICE).enqueueRun({
@@ -309,7 +309,7 @@ describe("enqueue racing its own claim", () => {
       ),
     );
     expect(runs).toHaveLength(n);
-    await eventually("every run assigned", () => a.assignments().length === n, 10_000);
+    await eventually("every run assigned", () => a.assignments().length === n, 20_000);
     const pending = await slow.sql<{ n: number }>(
       "SELECT count(*)::int AS n FROM runs WHERE state = 1 AND task_id LIKE $1",
       [`race-${p}-%`],
