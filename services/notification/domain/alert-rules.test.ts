@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { AlertKind } from "../../../gen/codex/notification/v1/subscription_pb.js";
-import { type AlertEvent, formatDuration, occurrenceOf } from "./alert-rules.js";
+import { type AlertEvent, countedTypes, formatDuration, occurrenceOf } from "./alert-rules.js";
 
 const ev = (type: string, payload: Record<string, unknown>, over: Partial<AlertEvent> = {}): AlertEvent => ({
   id: "e1",
@@ -49,6 +49,28 @@ describe("alert occurrences", () => {
     const k = AlertKind.DELIVERIES_DEAD_LETTERED;
     expect(occurrenceOf(k, sub, ev("NotificationDeadLettered", { subscription_id: "s1" }))).toBeUndefined();
     expect(occurrenceOf(k, sub, ev("NotificationDeadLettered", { subscription_id: "s9" }))?.key).toBe("s9");
+  });
+});
+
+describe("counted types", () => {
+  it("name every type a kind may count, and only those", () => {
+    // A payload every kind would count, so only the type decides.
+    const payload = {
+      new_state: "WORK_ITEM_STATE_FAILED",
+      status: "RUN_STATE_FAILED",
+      work_item_id: "w1",
+      project_id: "p1",
+      subscription_id: "s9",
+    };
+    const kinds = Object.values(AlertKind).filter((k): k is AlertKind => typeof k === "number");
+    const types = [...new Set(kinds.flatMap((k) => countedTypes(k)))];
+    expect(types.length).toBeGreaterThanOrEqual(6);
+    for (const kind of kinds) {
+      for (const type of [...types, "codex.events.v1.RunStarted", "codex.events.v1.ProjectCreated"]) {
+        const counted = occurrenceOf(kind, sub, { ...ev("x", payload), type }) !== undefined;
+        expect({ kind, type, counted }).toEqual({ kind, type, counted: countedTypes(kind).includes(type) });
+      }
+    }
   });
 });
 

@@ -44,6 +44,27 @@ function str(payload: Record<string, unknown> | undefined, field: string): strin
   return typeof v === "string" ? v : "";
 }
 
+/**
+ * The event types a rule of `kind` may count: {@link occurrenceOf} returns undefined for every
+ * other type, so the consumer skips converting their payloads to JSON at all.
+ */
+export function countedTypes(kind: AlertKind): readonly string[] {
+  switch (kind) {
+    case AlertKind.WORK_ITEM_FAILED_N_TIMES:
+      return [T("WorkItemStateChanged"), T("RunCompleted")];
+    case AlertKind.AGENT_LOST:
+      return [T("AgentLost")];
+    case AlertKind.RUN_LEASE_EXPIRED:
+      return [T("RunLeaseExpired")];
+    case AlertKind.QUOTA_EXHAUSTED:
+      return [T("QuotaExhausted")];
+    case AlertKind.DELIVERIES_DEAD_LETTERED:
+      return [NOTIFICATION_DEAD_LETTERED];
+    default:
+      return [];
+  }
+}
+
 /** Whether `event` counts for a rule of `kind` on subscription `sub`, and under which key. */
 export function occurrenceOf(
   kind: AlertKind,
