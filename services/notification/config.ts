@@ -32,6 +32,12 @@ export const notificationConfigSpec = {
   WORKER_CONCURRENCY: int({ min: 1, max: 256, default: 8 }),
   /** How long attempts, dead letters and stored events are kept. */
   DELIVERY_RETENTION: durationMs({ default: 30 * 86_400_000, min: 60_000 }),
+  /**
+   * How often each replica checks whether subscriptions changed (one one-row read) and reloads its
+   * in-memory index: the bound after which a change made through another replica applies to
+   * every event consumed here. Changes made through this replica apply at once.
+   */
+  SUBSCRIPTION_REFRESH_INTERVAL: durationMs({ default: "1s", min: 10 }),
   /** JetStream ack wait of the event consumers (redelivery after a crash mid-handling). */
   CONSUMER_ACK_WAIT: durationMs({ default: "30s", min: 1_000 }),
   /** Allow plain http:// webhook and Slack URLs (tests, local development). */

@@ -7,6 +7,7 @@ import { SecretBox } from "./domain/secret-box.js";
 import { createEventConsumers } from "./events/consumer.js";
 import { EventStager } from "./events/emit.js";
 import { loadEventRegistry } from "./events/registry.js";
+import { SubscriptionCache } from "./events/subscription-cache.js";
 import { notificationHandlers } from "./handlers/index.js";
 import { migrations } from "./store/migrations.js";
 import { DeliveryWorker } from "./worker/delivery-worker.js";
@@ -19,6 +20,7 @@ import { RetentionSweeper } from "./worker/retention-sweeper.js";
  *
  * Components stop in reverse order of adding: consumers first (no new deliveries), then the
  * worker (in-flight sends finish or hand their claims back), then the sender's connections.
+ * The consumers match events against an in-memory subscription index, loaded before they start.
  */
 export const notificationService: ServiceDefinition<typeof notificationConfigSpec> = {
   name: "notification",
@@ -33,6 +35,11 @@ export const notificationService: ServiceDefinition<typeof notificationConfigSpe
     const registry = await loadEventRegistry();
     const box = SecretBox.fromBase64(c.NOTIFICATION_ENCRYPTION_KEY);
     const stager = new EventStager(host.nats.subjects);
+    const subscriptions = new SubscriptionCache({
+      pool: host.pool,
+      refreshMs: c.SUBSCRIPTION_REFRESH_INTERVAL,
+      logger: host.logger,
+    });
     const targets = {
       allowHttp: c.WEBHOOK_ALLOW_HTTP,
       allowPrivateTargets: c.WEBHOOK_ALLOW_PRIVATE_TARGETS,
@@ -81,6 +88,7 @@ export const notificationService: ServiceDefinition<typeof notificationConfigSpe
         consoleUrl: c.CONSOLE_URL,
         logger: host.logger,
         wakeWorker: () => worker.wake(),
+        subscriptionsChanged: () => subscriptions.changed(),
       }),
     );
     const sweeper = new RetentionSweeper({
@@ -92,11 +100,16 @@ export const notificationService: ServiceDefinition<typeof notificationConfigSpe
     host.addComponent("retention-sweeper", { start: () => sweeper.start(), stop: () => sweeper.stop() });
     host.addComponent("notification-sender", { stop: () => sender.close() });
     host.addComponent("delivery-worker", { start: () => worker.start(), stop: (ctx) => worker.stop(ctx) });
+    host.addComponent("subscription-index", {
+      start: () => subscriptions.start(),
+      stop: async () => subscriptions.stop(),
+    });
     const consumers = createEventConsumers({
       nc: host.nats.nc,
       subjects: host.nats.subjects,
       pool: host.pool,
       registry,
+      subscriptions,
       ackWaitMs: c.CONSUMER_ACK_WAIT,
       logger: host.logger,
       onDeliveries: () => worker.wake(),

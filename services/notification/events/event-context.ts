@@ -18,18 +18,24 @@ export interface EventView {
 
 const JSON_OPTS = { useProtoFieldName: true, alwaysEmitImplicit: true } as const;
 
+/** The whole view, for rendering a template (worker/prepare.ts). */
 export function viewOf(envelope: EventEnvelope, registry: Registry): EventView {
   const bare = create(EventEnvelopeSchema, { ...envelope, payload: undefined });
   const event = toJson(EventEnvelopeSchema, bare, { ...JSON_OPTS, registry }) as JsonObject;
-  let payload: JsonObject | undefined;
-  if (envelope.payload !== undefined) {
-    const msg = anyUnpack(envelope.payload, registry);
-    if (msg !== undefined) {
-      const desc = registry.getMessage(msg.$typeName);
-      if (desc !== undefined) payload = toJson(desc, msg, { ...JSON_OPTS, registry }) as JsonObject;
-    }
-  }
-  return { envelope, event, payload };
+  return { envelope, event, payload: payloadOf(envelope, registry) };
+}
+
+/**
+ * The payload alone as proto JSON, as alert rules and dead-letter matching read it. The consumer
+ * calls this only for an event some subscription may want: converting every event of the mesh
+ * to JSON was most of what consuming cost.
+ */
+export function payloadOf(envelope: EventEnvelope, registry: Registry): JsonObject | undefined {
+  if (envelope.payload === undefined) return undefined;
+  const msg = anyUnpack(envelope.payload, registry);
+  if (msg === undefined) return undefined;
+  const desc = registry.getMessage(msg.$typeName);
+  return desc === undefined ? undefined : (toJson(desc, msg, { ...JSON_OPTS, registry }) as JsonObject);
 }
 
 /** Values of the `alert.` template root. */

@@ -19,4 +19,9 @@ export interface HandlerDeps {
   logger: Logger;
   /** Tells the delivery worker that something became due (redelivery). */
   wakeWorker: () => void;
+  /**
+   * Called after a transaction that changed subscriptions committed, before the RPC answers, so
+   * this replica's consumer matches every event published after the answer against the change.
+   */
+  subscriptionsChanged: () => void;
 }

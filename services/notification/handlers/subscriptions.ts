@@ -49,7 +49,7 @@ export function subscriptionHandlers(d: HandlerDeps): SubscriptionHandlers {
       authorize(p, input.projectId, "maintain");
       const id = randomUUID();
       const write = writeForCreate(id, input, d.box, d.targets);
-      return idempotent(
+      const response = await idempotent(
         d.pool,
         p,
         "CreateSubscription",
@@ -75,6 +75,8 @@ export function subscriptionHandlers(d: HandlerDeps): SubscriptionHandlers {
           return { subscription: toProto(rec) };
         },
       );
+      d.subscriptionsChanged();
+      return response;
     },
 
     async getSubscription(req, ctx) {
@@ -127,7 +129,7 @@ export function subscriptionHandlers(d: HandlerDeps): SubscriptionHandlers {
         ]);
       }
       const paths = req.updateMask?.paths ?? [];
-      return withTransaction(d.pool, async (c) => {
+      const response = await withTransaction(d.pool, async (c) => {
         const current = await loadSubscription(c, input.id, { forUpdate: true });
         if (current === undefined) throw missingSubscription(p, input.id);
         authorize(p, current.projectId, "maintain");
@@ -142,6 +144,8 @@ export function subscriptionHandlers(d: HandlerDeps): SubscriptionHandlers {
         });
         return { subscription: toProto(rec) };
       });
+      d.subscriptionsChanged();
+      return response;
     },
 
     async deleteSubscription(req, ctx) {
@@ -156,6 +160,7 @@ export function subscriptionHandlers(d: HandlerDeps): SubscriptionHandlers {
         const cancelled = await deleteSubscription(c, current.id);
         await d.stager.deleted(c, current, cancelled, { principal: p, correlationId: ctx.correlationId });
       });
+      d.subscriptionsChanged();
       return {};
     },
   };

@@ -16,6 +16,10 @@ import type { Migration } from "../../../mesh/postgres/migrations.js";
  *   time with the subscription's current template (redelivery uses the current one).
  * - `alert_occurrences` / `alert_firings` are the counting state of alert rules (event times);
  *   `alert_state` is the row locked to decide one (subscription, key) at a time.
+ * - `subscription_changes` counts changes to `subscriptions` (a trigger, so every writer counts,
+ *   whatever its version): replicas compare it with the count their in-memory subscription index
+ *   was loaded at (events/subscription-cache.ts). Its one row is updated in the writer's
+ *   transaction, so the count becomes visible exactly when the change does.
  */
 export const migrations: Migration[] = [
   {
@@ -151,6 +155,27 @@ CREATE TABLE alert_firings (
 );
 INSERT INTO alert_firings (subscription_id, key, fired_at, count, event_id)
   SELECT subscription_id, key, last_fired_at, 0, '' FROM alert_state WHERE last_fired_at IS NOT NULL;
+`,
+  },
+  {
+    version: 4,
+    name: "subscription change counter",
+    // SET search_path FROM CURRENT pins the function to this schema (migrations run with it set).
+    sql: `
+CREATE TABLE subscription_changes (
+  singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+  n bigint NOT NULL
+);
+INSERT INTO subscription_changes (n) VALUES (0);
+CREATE FUNCTION count_subscription_change() RETURNS trigger LANGUAGE plpgsql
+  SET search_path FROM CURRENT AS $$
+BEGIN
+  UPDATE subscription_changes SET n = n + 1;
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER subscriptions_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON subscriptions
+  FOR EACH STATEMENT EXECUTE FUNCTION count_subscription_change();
 `,
   },
 ];

@@ -169,13 +169,3 @@ export async function listSubscriptions(db: Db, f: SubscriptionFilter): Promise<
   );
   return rows.map(recordFromRow);
 }
-
-/** Live, enabled subscriptions that may receive an event of `projectId` (matching is in domain/). */
-export async function candidateSubscriptions(db: Db, projectId: string): Promise<SubscriptionRecord[]> {
-  const { rows } = await db.query<SubscriptionRow>(
-    `SELECT * FROM subscriptions
-     WHERE delete_time IS NULL AND enabled AND (project_id = '' OR project_id = $1) ORDER BY seq`,
-    [projectId],
-  );
-  return rows.map(recordFromRow);
-}
