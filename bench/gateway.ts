@@ -5,11 +5,17 @@
  * few seconds, open loop (latency counted from when each call was due, so a stall is not hidden
  * by the client waiting; `achieved` below the rate means the machine could not keep up and the
  * latencies are mostly queueing). The gateway runs as its own process, so its peak RSS
- * (VmHWM) is its own. Prints figures and ratios; nothing is asserted — figures only compare
- * within one run on one machine (2 cores here, shared by client, gateway and upstream).
+ * (VmHWM) is its own, and so is its CPU time per call. Prints figures and ratios; nothing is
+ * asserted — figures only compare within one run on one machine (2 cores here, shared by client,
+ * gateway and upstream).
+ *
+ * The gateway runs as production runs it: JavaScript compiled by tsc (into dist/.bench-gateway)
+ * with the production heap cap, not under tsx, whose loader thread and transpiled sources inflate
+ * RSS and CPU. BENCH_GATEWAY_RUNTIME=tsx runs it under tsx instead (the former figures);
+ * BENCH_SKIP_BUILD=1 reuses the last build; BENCH_GATEWAY_NODE_ARGS adds node flags (profiling).
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { AgentManagerService } from "../gen/codex/agentmanager/v1/agentmanager_service_pb.js";
@@ -87,33 +93,102 @@ async function serial(call: Call, n: number): Promise<{ p50: number; p99: number
 async function measure(
   name: string,
   call: Call,
-): Promise<Figures & { serialP50: number; serialP99: number }> {
+  gatewayPid?: number,
+): Promise<
+  Figures & { serialP50: number; serialP99: number; gatewayCpuUsPerCall: number; otherCpu: number }
+> {
   await openLoop(call, 1); // warm-up: connections, JIT
   const s = await serial(call, SERIAL_CALLS);
+  const cpuBefore = gatewayPid === undefined ? 0 : cpuMs(gatewayPid);
+  const machineBefore = machineCpu();
   const { latencies, errors, achievedRps } = await openLoop(call, SECONDS);
+  const gatewayCpu = gatewayPid === undefined ? 0 : cpuMs(gatewayPid) - cpuBefore;
+  const machine = machineCpu();
+  // Cores busy with processes other than this one and the gateway: other work on the machine
+  // competes for the same 2 cores, and then the latencies say more about it than about the gateway.
+  const ownMs = machine.ownMs - machineBefore.ownMs + gatewayCpu;
+  const otherCpu =
+    Math.max(0, machine.busyMs - machineBefore.busyMs - ownMs) / (machine.at - machineBefore.at);
   const r = { p50: percentile(latencies, 50), p99: percentile(latencies, 99), errors, achievedRps };
+  const gatewayCpuUsPerCall = (gatewayCpu * 1000) / Math.max(1, latencies.length + errors);
   console.log(
     `${name.padEnd(14)} serial p50 ${s.p50.toFixed(2)} ms p99 ${s.p99.toFixed(2)} ms | ` +
-      `at ${RATE}/s p50 ${r.p50.toFixed(2)} ms p99 ${r.p99.toFixed(2)} ms, achieved ${r.achievedRps.toFixed(0)}/s, errors ${errors}`,
+      `at ${RATE}/s p50 ${r.p50.toFixed(2)} ms p99 ${r.p99.toFixed(2)} ms, achieved ${r.achievedRps.toFixed(0)}/s, errors ${errors}` +
+      (gatewayPid === undefined ? "" : `, gateway CPU ${gatewayCpuUsPerCall.toFixed(0)} us/call`) +
+      `, other processes ${otherCpu.toFixed(2)} cores`,
   );
-  return { ...r, serialP50: s.p50, serialP99: s.p99 };
+  return { ...r, serialP50: s.p50, serialP99: s.p99, gatewayCpuUsPerCall, otherCpu };
+}
+
+/** Busy CPU time of the whole machine and of this process so far, ms, and when (ms). */
+function machineCpu(): { busyMs: number; ownMs: number; at: number } {
+  const line = readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "";
+  // cpu user nice system idle iowait irq softirq steal …, in clock ticks (100 per second).
+  const t = line.trim().split(/\s+/).slice(1).map(Number);
+  const busy = (t[0] ?? 0) + (t[1] ?? 0) + (t[2] ?? 0) + (t[5] ?? 0) + (t[6] ?? 0) + (t[7] ?? 0);
+  const own = process.cpuUsage();
+  return { busyMs: busy * 10, ownMs: (own.user + own.system) / 1000, at: performance.now() };
+}
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const DIST = `${ROOT}dist/.bench-gateway`;
+/** The node flags scripts/start.ts gives the gateway, so the figures are what production runs. */
+const PRODUCTION_NODE_FLAGS = ["--max-old-space-size=112"];
+
+/** Compiles bench/gateway-server.ts and what it imports (only that) with tsc into DIST. */
+function buildGateway(): string {
+  const entry = `${DIST}/bench/gateway-server.js`;
+  if (process.env.BENCH_SKIP_BUILD === "1" && existsSync(entry)) return entry;
+  console.log("building the gateway with tsc (dist/.bench-gateway)...");
+  mkdirSync(DIST, { recursive: true });
+  writeFileSync(
+    `${DIST}/tsconfig.json`,
+    JSON.stringify({
+      extends: "../../tsconfig.json",
+      compilerOptions: { noEmit: false, outDir: ".", rootDir: "../..", sourceMap: false },
+      files: ["../../bench/gateway-server.ts"],
+      include: [],
+    }),
+  );
+  execFileSync(process.execPath, [`${ROOT}node_modules/typescript/bin/tsc`, "-p", `${DIST}/tsconfig.json`], {
+    cwd: ROOT,
+    stdio: "inherit",
+  });
+  return entry;
 }
 
 function startGatewayProcess(
   upstream: string,
 ): Promise<{ child: ChildProcess; grpcPort: number; httpPort: number }> {
-  const script = fileURLToPath(new URL("./gateway-server.ts", import.meta.url));
-  // The same heap cap as `make up` and the Deployments, so the figure is what production runs.
-  const child = spawn(process.execPath, ["--max-old-space-size=112", "--import", "tsx", script], {
+  const underTsx = process.env.BENCH_GATEWAY_RUNTIME === "tsx";
+  const entry = underTsx
+    ? ["--import", "tsx", fileURLToPath(new URL("./gateway-server.ts", import.meta.url))]
+    : [buildGateway()];
+  // BENCH_GATEWAY_NODE_ARGS adds flags (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) for profiling.
+  const extra = (process.env.BENCH_GATEWAY_NODE_ARGS ?? "").split(" ").filter(Boolean);
+  const child = spawn(process.execPath, [...extra, ...PRODUCTION_NODE_FLAGS, ...entry], {
     env: { ...process.env, AGENT_MANAGER_ADDR: upstream },
     stdio: ["ignore", "pipe", "inherit"],
   });
   return new Promise((resolve, reject) => {
     child.once("exit", (code) => reject(new Error(`gateway process exited with ${code}`)));
-    createInterface({ input: child.stdout! }).once("line", (line) => {
-      resolve({ child, ...(JSON.parse(line) as { grpcPort: number; httpPort: number }) });
+    // The ports line is the one starting with {"grpcPort"; anything else (e.g. --trace-gc) passes.
+    let ready = false;
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      if (!ready && line.startsWith('{"grpcPort"')) {
+        ready = true;
+        resolve({ child, ...(JSON.parse(line) as { grpcPort: number; httpPort: number }) });
+      } else process.stderr.write(`[gateway] ${line}\n`);
     });
   });
+}
+
+/** CPU time (user + system) a process has used so far, ms (Linux /proc/<pid>/stat). */
+function cpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // utime and stime are fields 14 and 15 of stat(5), in clock ticks (100 per second on Linux).
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
 }
 
 /** Peak resident set size of a process, MiB (Linux VmHWM). */
@@ -133,13 +208,18 @@ export async function runGatewayBench(): Promise<Record<string, number | string>
   const headers = { authorization: AUTH };
   try {
     const d = await measure("direct gRPC", () => direct.getRun({ runId: "r1" }));
-    const g = await measure("gateway gRPC", () => viaGateway.getRun({ runId: "r1" }, { headers }));
+    const pid = gw.child.pid;
+    const g = await measure("gateway gRPC", () => viaGateway.getRun({ runId: "r1" }, { headers }), pid);
     const url = `http://127.0.0.1:${gw.httpPort}/v1/runs/r1`;
-    const r = await measure("gateway REST", async () => {
-      const res = await fetch(url, { headers });
-      await res.arrayBuffer();
-      if (res.status !== 200) throw new Error(`status ${res.status}`);
-    });
+    const r = await measure(
+      "gateway REST",
+      async () => {
+        const res = await fetch(url, { headers });
+        await res.arrayBuffer();
+        if (res.status !== 200) throw new Error(`status ${res.status}`);
+      },
+      pid,
+    );
     const figures = {
       serial_direct_p50_ms: round(d.serialP50),
       serial_gateway_grpc_p50_ms: round(g.serialP50),
@@ -164,6 +244,9 @@ export async function runGatewayBench(): Promise<Record<string, number | string>
       gateway_grpc_achieved_rps: round(g.achievedRps),
       gateway_rest_achieved_rps: round(r.achievedRps),
       errors: d.errors + g.errors + r.errors,
+      gateway_grpc_cpu_us_per_call: round(g.gatewayCpuUsPerCall),
+      gateway_rest_cpu_us_per_call: round(r.gatewayCpuUsPerCall),
+      other_processes_cpu_cores_max: round(Math.max(d.otherCpu, g.otherCpu, r.otherCpu)),
       gateway_peak_rss_mib: round(peakRssMiB(gw.child.pid!)),
     };
     for (const [k, v] of Object.entries(figures)) console.log(`${k}: ${v}`);
