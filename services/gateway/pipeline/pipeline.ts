@@ -3,9 +3,10 @@ import type { Message } from "@bufbuild/protobuf";
 import { ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { Principal } from "../../../mesh/context.js";
 import { Code, resourceExhausted, ServiceError } from "../../../mesh/errors.js";
-import { PRINCIPAL_HEADER, signPrincipal } from "../../../mesh/principal-token.js";
+import { PRINCIPAL_HEADER } from "../../../mesh/principal-token.js";
 import { extractContext, injectContext, tracer } from "../../../mesh/tracing.js";
 import type { PublicMethod } from "../routes/route-table.js";
+import { PrincipalSigner } from "./principal-signer.js";
 import type { Credentials, GatewaySecurity, RateLimitDecision } from "./types.js";
 
 /** The request ids we accept from clients; anything else is replaced by a generated one. */
@@ -48,7 +49,11 @@ export interface PipelineOptions {
  * REST and gRPC cannot drift apart (e.g. a check added to one door only).
  */
 export class Pipeline {
-  constructor(private readonly opts: PipelineOptions) {}
+  private readonly signer: PrincipalSigner;
+
+  constructor(private readonly opts: PipelineOptions) {
+    this.signer = new PrincipalSigner({ secret: opts.meshSecret, ttlMs: opts.principalTtlMs });
+  }
 
   /** Accepts the client's request id if well-formed (else generates one) and opens the span. */
   begin(path: string, inbound: Inbound): CallState {
@@ -108,7 +113,7 @@ export class Pipeline {
     };
     if (state.correlationId) out["x-correlation-id"] = state.correlationId;
     if (state.principal) {
-      out[PRINCIPAL_HEADER] = signPrincipal(state.principal, this.opts.meshSecret, this.opts.principalTtlMs);
+      out[PRINCIPAL_HEADER] = this.signer.sign(state.principal);
     }
     return out;
   }
