@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { matchTemplate, parseTemplate, specificity } from "./path-template.js";
+import { matchSplit, matchTemplate, parseTemplate, specificity, splitPath } from "./path-template.js";
 
 const match = (template: string, path: string) => matchTemplate(parseTemplate(template), path);
 
@@ -49,5 +49,74 @@ describe("path templates", () => {
     const vision = specificity(parseTemplate("/v1/projects/{project_id}/vision"));
     expect(literal).toBeGreaterThan(variable);
     expect(versions).toBeGreaterThan(vision);
+  });
+});
+
+describe("matching a path split once against many templates", () => {
+  const paths = [
+    "/v1/projects/p-1",
+    "/v1/projects/a%20b",
+    "/v1/projects/",
+    "/v1/projects/p/members",
+    "/v1/projects/p/runs/r:cancel",
+    "/v1/projects/p/requirements/r1:approve",
+    "/v1/projects/p/requirements/r%3A1:approve",
+    "/v1/projects/%E0%A4%A/x",
+    "/v1/projects/x/%E0%A4%A",
+    "/v1/projects/x/%E0%A4%A:approve",
+    "/files",
+    "/files/",
+    "/files/a/b/c.txt",
+    "/v1/auditRecords:verifyChain",
+    "v1/projects/p",
+    "/",
+  ];
+  const templates = [
+    "/v1/projects/{project_id}",
+    "/v1/projects/{project.id}/members",
+    "/v1/{name=projects/*/runs/*}:cancel",
+    "/v1/projects/{project_id}/requirements/{requirements_id}:approve",
+    "/v1/projects/{project_id}/{x}",
+    "/v1/projects/{project_id}/{x}:approve",
+    "/files/{path=**}",
+    "/files/**",
+    "/v1/auditRecords:verifyChain",
+  ].map(parseTemplate);
+
+  /** The matcher as it was before paths were split once: the reference. */
+  function reference(t: ReturnType<typeof parseTemplate>, path: string): Record<string, string> | undefined {
+    if (!path.startsWith("/")) return undefined;
+    let rest = path.slice(1);
+    if (t.verb !== undefined) {
+      const suffix = `:${t.verb}`;
+      if (!rest.endsWith(suffix)) return undefined;
+      rest = rest.slice(0, -suffix.length);
+    }
+    let parts: string[];
+    try {
+      parts = rest.split("/").map(decodeURIComponent);
+    } catch {
+      return undefined;
+    }
+    const deep = t.segments.at(-1)?.kind === "rest";
+    if (deep ? parts.length < t.segments.length - 1 : parts.length !== t.segments.length) return undefined;
+    for (let i = 0; i < t.segments.length; i++) {
+      const seg = t.segments[i]!;
+      if (seg.kind === "rest") break;
+      const part = parts[i]!;
+      if (seg.kind === "literal" ? part !== seg.value : part === "") return undefined;
+    }
+    const bound: Record<string, string> = {};
+    for (const v of t.variables) bound[v.fieldPath] = parts.slice(v.start, v.end).join("/");
+    return bound;
+  }
+
+  it("gives the same answer as matching each template on its own", () => {
+    for (const path of paths) {
+      const split = splitPath(path);
+      for (const t of templates) {
+        expect(matchSplit(t, split), `${t.source} on ${path}`).toEqual(reference(t, path));
+      }
+    }
   });
 });

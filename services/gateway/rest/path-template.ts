@@ -61,35 +61,82 @@ export function parseTemplate(source: string): PathTemplate {
 }
 
 /**
+ * A request path split once into segments, for matching it against many templates (the router
+ * tries every endpoint): splitting and percent-decoding per template was the REST door's
+ * largest routing cost.
+ */
+export interface SplitPath {
+  /** Segments as sent (undefined: the path does not start with "/"). */
+  readonly raw: readonly string[] | undefined;
+  /** Percent-decoded segments; undefined where a segment cannot be decoded. */
+  readonly decoded: readonly (string | undefined)[];
+  /** Whether every segment but the last decoded (the last may lose a verb first). */
+  readonly headDecoded: boolean;
+}
+
+/** Splits a request path (no query string) for {@link matchSplit}. */
+export function splitPath(path: string): SplitPath {
+  if (!path.startsWith("/")) return { raw: undefined, decoded: [], headDecoded: false };
+  const raw = path.slice(1).split("/");
+  const decoded = raw.map(decode);
+  let headDecoded = true;
+  for (let i = 0; i < decoded.length - 1; i++) if (decoded[i] === undefined) headDecoded = false;
+  return { raw, decoded, headDecoded };
+}
+
+/**
  * Matches a request path (no query string). Returns the bound variables by field path, or
  * undefined when the path does not match.
  */
 export function matchTemplate(t: PathTemplate, path: string): Record<string, string> | undefined {
-  if (!path.startsWith("/")) return undefined;
-  let rest = path.slice(1);
+  return matchSplit(t, splitPath(path));
+}
+
+/** {@link matchTemplate} on a path split once by {@link splitPath}. */
+export function matchSplit(t: PathTemplate, path: SplitPath): Record<string, string> | undefined {
+  const raw = path.raw;
+  if (raw === undefined || !path.headDecoded) return undefined;
+  const n = raw.length;
+  const segments = t.segments;
+  const deep = segments.at(-1)?.kind === "rest";
+  if (deep ? n < segments.length - 1 : n !== segments.length) return undefined;
+  let last = path.decoded[n - 1];
   if (t.verb !== undefined) {
+    // The verb ends the last segment, and is matched before decoding, as sent.
     const suffix = `:${t.verb}`;
-    if (!rest.endsWith(suffix)) return undefined;
-    rest = rest.slice(0, -suffix.length);
+    const lastRaw = raw[n - 1]!;
+    if (!lastRaw.endsWith(suffix)) return undefined;
+    last = decode(lastRaw.slice(0, -suffix.length));
   }
-  let parts: string[];
+  if (last === undefined) return undefined;
+  const part = (i: number): string => (i === n - 1 ? last : path.decoded[i]!);
+  for (let i = 0; i < segments.length; i++) {
+    const seg = segments[i]!;
+    if (seg.kind === "rest") break;
+    const p = part(i);
+    if (seg.kind === "literal" ? p !== seg.value : p === "") return undefined;
+  }
+  const bound: Record<string, string> = {};
+  for (const v of t.variables) {
+    const end = v.end ?? n;
+    if (v.start >= end) {
+      bound[v.fieldPath] = ""; // `**` matching nothing
+      continue;
+    }
+    let value = part(v.start);
+    for (let i = v.start + 1; i < end; i++) value += `/${part(i)}`;
+    bound[v.fieldPath] = value;
+  }
+  return bound;
+}
+
+function decode(segment: string): string | undefined {
+  if (!segment.includes("%")) return segment;
   try {
-    parts = rest.split("/").map(decodeURIComponent);
+    return decodeURIComponent(segment);
   } catch {
     return undefined;
   }
-  const last = t.segments.at(-1);
-  const deep = last?.kind === "rest";
-  if (deep ? parts.length < t.segments.length - 1 : parts.length !== t.segments.length) return undefined;
-  for (let i = 0; i < t.segments.length; i++) {
-    const seg = t.segments[i]!;
-    if (seg.kind === "rest") break;
-    const part = parts[i]!;
-    if (seg.kind === "literal" ? part !== seg.value : part === "") return undefined;
-  }
-  const bound: Record<string, string> = {};
-  for (const v of t.variables) bound[v.fieldPath] = parts.slice(v.start, v.end).join("/");
-  return bound;
 }
 
 /** How specific a template is: more literal segments first, then a verb, then fewer wildcards. */

@@ -1,6 +1,6 @@
 import type { DescField, DescMessage } from "@bufbuild/protobuf";
 import type { HttpBinding, PublicMethod, RouteTable } from "../routes/route-table.js";
-import { matchTemplate, type PathTemplate, parseTemplate, specificity } from "./path-template.js";
+import { matchSplit, type PathTemplate, parseTemplate, specificity, splitPath } from "./path-template.js";
 import { findField } from "./query-params.js";
 
 /** One REST endpoint: a binding of a public method, with its parsed template. */
@@ -48,8 +48,9 @@ export class RestRouter {
   match(method: string, path: string): RouteMatch {
     const verb = method === "HEAD" ? "GET" : method;
     const allow = new Set<string>();
+    const split = splitPath(path);
     for (const e of this.endpoints) {
-      const params = matchTemplate(e.template, path);
+      const params = matchSplit(e.template, split);
       if (!params) continue;
       if (e.binding.verb === verb) return { kind: "found", route: e.route, binding: e.binding, params };
       allow.add(e.binding.verb);
