@@ -44,6 +44,9 @@ export class GrpcProxy implements Component {
       "grpc.max_send_message_length": opts.maxMessageBytes,
       "grpc.keepalive_permit_without_calls": 1,
       "grpc.http2.min_ping_interval_without_data_ms": 5_000,
+      // Channelz tracks every call and socket for an admin service the gateway does not serve:
+      // pure cost on each proxied call.
+      "grpc.enable_channelz": 0,
     });
     const ctx = opts.context;
     for (const route of opts.routes.public.values()) {

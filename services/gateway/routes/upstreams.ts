@@ -63,6 +63,8 @@ export class UpstreamPool {
           "grpc.keepalive_time_ms": 30_000,
           // Each replica gets its own channel even when two addresses resolve alike.
           "grpc.use_local_subchannel_pool": 1,
+          // No channelz service is served: its per-call tracking is pure cost here.
+          "grpc.enable_channelz": 0,
         }),
     );
     const r = { clients, next: 0 };
