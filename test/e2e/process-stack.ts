@@ -6,7 +6,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { createWriteStream, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -197,6 +197,12 @@ export class ProcessStack {
     };
     child.stdout?.on("data", keep);
     child.stderr?.on("data", keep);
+    // STACK_LOG_DIR: every line each service prints, in <dir>/<service>.log (for debugging).
+    if (process.env.STACK_LOG_DIR) {
+      const file = createWriteStream(`${process.env.STACK_LOG_DIR}/${name}.log`);
+      child.stdout?.pipe(file);
+      child.stderr?.pipe(file);
+    }
     return p;
   }
 
