@@ -3,13 +3,27 @@ import type { AuditRecord } from "../../../gen/codex/audit/v1/audit_record_pb.js
 import { withTransaction } from "../../../mesh/postgres/pool.js";
 import { computeHash } from "../domain/chain.js";
 import { nowTimestamp } from "../domain/timestamps.js";
-import { INSERT_SQL, rowParams } from "./record-row.js";
+import { batchParams, INSERT_BATCH_SQL } from "./record-row.js";
 
 /** What an append did: recorded the event at `sequence`, or found it already recorded there. */
 export type AppendResult = { duplicate: boolean; sequence: bigint };
 
+/** Named prepared statements: parsed and planned once per pooled connection. */
+const SQL = {
+  lockHead: { name: "audit_lock_head", text: "SELECT last_sequence, last_hash FROM chain_head FOR UPDATE" },
+  findRecorded: {
+    name: "audit_find_recorded",
+    text: "SELECT event_id, sequence FROM audit_records WHERE event_id = ANY($1::text[])",
+  },
+  insert: { name: "audit_insert_batch", text: INSERT_BATCH_SQL },
+  advanceHead: {
+    name: "audit_advance_head",
+    text: "UPDATE chain_head SET last_sequence = $1, last_hash = $2",
+  },
+} as const;
+
 /**
- * Appends one event to the trail, exactly once.
+ * Appends events to the trail, exactly once each, in the order given, in one transaction.
  *
  * Why this shape: the chain must be linear (each record links to the one before it) and the
  * sequence gapless, whatever the number of consumers and replicas. The transaction locks the
@@ -18,37 +32,60 @@ export type AppendResult = { duplicate: boolean; sequence: bigint };
  * (event_id is UNIQUE as a last line of defence). The head advances in the same transaction
  * as the insert: a failure rolls both back and leaves no gap.
  *
- * `draft` is the record without chain position and recorded_at (see draftFromEnvelope).
+ * Why batches: an append costs a handful of round trips and one commit whatever it holds, so
+ * the consumer appends what arrived together in one go (one lock, one duplicate query, one
+ * multi-row insert, one head update). The hashes are chained in memory in the given order. An
+ * event id appearing twice in `drafts` is recorded once; the repeat reports the first's
+ * sequence as a duplicate. All new records share recorded_at: the append they were written in.
+ *
+ * `drafts` are records without chain position and recorded_at (see draftFromEnvelope); the
+ * results are in the same order.
  */
-export async function appendRecord(pool: pg.Pool, draft: AuditRecord, nowMs?: number): Promise<AppendResult> {
+export async function appendRecords(
+  pool: pg.Pool,
+  drafts: readonly AuditRecord[],
+  nowMs?: number,
+): Promise<AppendResult[]> {
+  if (drafts.length === 0) return [];
   return withTransaction(pool, async (client) => {
-    const head = await client.query<{ last_sequence: bigint; last_hash: string }>(
-      "SELECT last_sequence, last_hash FROM chain_head FOR UPDATE",
-    );
+    const head = await client.query<{ last_sequence: bigint; last_hash: string }>(SQL.lockHead);
     const current = head.rows[0];
     if (current === undefined) throw new Error("audit chain_head row is missing");
-    const existing = await client.query<{ sequence: bigint }>(
-      "SELECT sequence FROM audit_records WHERE event_id = $1",
-      [draft.eventId],
-    );
-    const found = existing.rows[0];
-    if (found !== undefined) return { duplicate: true, sequence: BigInt(found.sequence) };
+    const ids = drafts.map((d) => d.eventId);
+    const existing = await client.query<{ event_id: string; sequence: bigint }>({
+      ...SQL.findRecorded,
+      values: [ids],
+    });
+    const recorded = new Map<string, bigint>();
+    for (const row of existing.rows) recorded.set(row.event_id, BigInt(row.sequence));
 
-    const record: AuditRecord = {
-      ...draft,
-      sequence: BigInt(current.last_sequence) + 1n,
-      prevHash: current.last_hash,
-      recordedAt: nowTimestamp(nowMs),
-      hash: "",
-    };
-    record.hash = computeHash(record);
-    await client.query(INSERT_SQL, rowParams(record));
-    await client.query("UPDATE chain_head SET last_sequence = $1, last_hash = $2", [
-      record.sequence.toString(),
-      record.hash,
-    ]);
-    return { duplicate: false, sequence: record.sequence };
+    const recordedAt = nowTimestamp(nowMs);
+    let sequence = BigInt(current.last_sequence);
+    let prevHash = current.last_hash;
+    const fresh: AuditRecord[] = [];
+    const results = drafts.map((draft): AppendResult => {
+      const found = recorded.get(draft.eventId);
+      if (found !== undefined) return { duplicate: true, sequence: found };
+      sequence += 1n;
+      const record: AuditRecord = { ...draft, sequence, prevHash, recordedAt, hash: "" };
+      record.hash = computeHash(record);
+      prevHash = record.hash;
+      recorded.set(draft.eventId, sequence);
+      fresh.push(record);
+      return { duplicate: false, sequence };
+    });
+    if (fresh.length === 0) return results;
+    await client.query({ ...SQL.insert, values: batchParams(fresh) });
+    await client.query({ ...SQL.advanceHead, values: [sequence.toString(), prevHash] });
+    return results;
   });
+}
+
+/** Appends one event to the trail, exactly once: {@link appendRecords} of one. */
+export async function appendRecord(pool: pg.Pool, draft: AuditRecord, nowMs?: number): Promise<AppendResult> {
+  const [result] = await appendRecords(pool, [draft], nowMs);
+  if (result === undefined) throw new Error("append returned no result");
+  return result;
 }
 
 /** The chain's anchor: last appended sequence and hash (0 and GENESIS_HASH when empty). */

@@ -16,9 +16,10 @@ import type { Migration } from "../../../mesh/postgres/migrations.js";
  * it remembers the last sequence and hash, so deleting the newest records is detectable too.
  *
  * Append-only is enforced by triggers refusing UPDATE, DELETE and TRUNCATE of records and any
- * head change other than advancing by one. They stop the application and mistakes, not a
- * superuser or the table owner (ALTER TABLE ... DISABLE TRIGGER, session_replication_role =
- * replica); that tampering is what VerifyChain detects (docs/adr/0008-audit-trail.md).
+ * head change other than advancing (by one here; onto the newest record since version 3). They
+ * stop the application and mistakes, not a superuser or the table owner (ALTER TABLE ...
+ * DISABLE TRIGGER, session_replication_role = replica); that tampering is what VerifyChain
+ * detects (docs/adr/0008-audit-trail.md).
  */
 const TRAIL_SQL = `
 CREATE TABLE audit_records (
@@ -85,8 +86,29 @@ CREATE TRIGGER chain_head_no_truncate BEFORE TRUNCATE ON chain_head
   FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change();
 `;
 
+/**
+ * Appends write a batch of records in one transaction and advance the head once, by the batch's
+ * size, so "advances by one" becomes: the head moves forward only, onto a record that exists
+ * with exactly that hash, and no record lies beyond it. It still cannot be rolled back (which
+ * would hide a deleted tail) nor point past or beside the trail.
+ */
+const HEAD_ADVANCES_TO_NEWEST_SQL = `
+CREATE OR REPLACE FUNCTION audit_head_advance_only() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  IF TG_OP = 'DELETE' OR NEW.last_sequence <= OLD.last_sequence
+    OR NOT EXISTS (SELECT 1 FROM audit_records WHERE sequence = NEW.last_sequence AND hash = NEW.last_hash)
+    OR EXISTS (SELECT 1 FROM audit_records WHERE sequence > NEW.last_sequence) THEN
+    RAISE EXCEPTION 'audit chain head only advances, onto the newest record: % refused', TG_OP
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  RETURN NEW;
+END
+$fn$;
+`;
+
 /** The audit service's schema history, oldest first. Never edit an applied migration. */
 export const auditMigrations: Migration[] = [
   { version: 1, name: "audit trail and chain head", sql: TRAIL_SQL },
   { version: 2, name: "outbox", sql: outboxMigrationSql() },
+  { version: 3, name: "chain head advances by a batch", sql: HEAD_ADVANCES_TO_NEWEST_SQL },
 ];

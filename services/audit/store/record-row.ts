@@ -81,13 +81,45 @@ export function recordFromRow(row: RecordRow): AuditRecord {
   return record;
 }
 
-/** Insert parameters for a complete record, in the order of {@link INSERT_SQL}. */
-export function rowParams(r: AuditRecord): unknown[] {
+/** Per-row columns of {@link INSERT_BATCH_SQL}, in parameter order ($4 ...), with their types. */
+const BATCH_COLUMNS = [
+  ["event_id", "text"],
+  ["event_type", "text"],
+  ["aggregate_type", "text"],
+  ["aggregate_id", "text"],
+  ["aggregate_version", "numeric"],
+  ["project_id", "text"],
+  ["actor_type", "integer"],
+  ["actor_id", "text"],
+  ["actor_display_name", "text"],
+  ["correlation_id", "text"],
+  ["causation_id", "text"],
+  ["occurred_at", "timestamptz"],
+  ["occurred_at_subus", "integer"],
+  ["payload_json", "text"],
+  ["prev_hash", "text"],
+  ["hash", "text"],
+  ["source", "text"],
+  ["trace_id", "text"],
+] as const;
+
+/**
+ * Inserts a run of records in one statement: one array per column, unnested row by row.
+ * Why arrays rather than a VALUES list: the statement text is the same for every batch size,
+ * so it is parsed and planned once per connection (a named prepared statement), and there are
+ * 21 parameters however many records a batch holds. Sequences are `$1 + ordinality - 1` and
+ * all records of one append share recorded_at ($2, $3), so neither travels per row.
+ */
+export const INSERT_BATCH_SQL = `INSERT INTO audit_records (sequence, recorded_at, recorded_at_subus,
+  ${BATCH_COLUMNS.map(([c]) => c).join(", ")})
+  SELECT $1::bigint + r.n - 1, $2::timestamptz, $3::integer, ${BATCH_COLUMNS.map(([c]) => `r.${c}`).join(", ")}
+  FROM unnest(${BATCH_COLUMNS.map(([, t], i) => `$${i + 4}::${t}[]`).join(", ")})
+    WITH ORDINALITY AS r(${BATCH_COLUMNS.map(([c]) => c).join(", ")}, n)`;
+
+/** One record's values for {@link BATCH_COLUMNS}, in that order. */
+function rowValues(r: AuditRecord): unknown[] {
   const occurred = r.occurredAt === undefined ? undefined : toPgTimestamp(r.occurredAt);
-  if (r.recordedAt === undefined) throw new Error(`record ${r.sequence} has no recorded_at`);
-  const recorded = toPgTimestamp(r.recordedAt);
   return [
-    r.sequence.toString(),
     r.eventId,
     r.eventType,
     r.aggregateType,
@@ -101,8 +133,6 @@ export function rowParams(r: AuditRecord): unknown[] {
     r.causationId,
     occurred?.text ?? null,
     occurred?.subMicroNanos ?? null,
-    recorded.text,
-    recorded.subMicroNanos,
     r.payloadJson,
     r.prevHash,
     r.hash,
@@ -111,8 +141,23 @@ export function rowParams(r: AuditRecord): unknown[] {
   ];
 }
 
-export const INSERT_SQL = `INSERT INTO audit_records (sequence, event_id, event_type, aggregate_type,
-  aggregate_id, aggregate_version, project_id, actor_type, actor_id, actor_display_name,
-  correlation_id, causation_id, occurred_at, occurred_at_subus, recorded_at, recorded_at_subus,
-  payload_json, prev_hash, hash, source, trace_id)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`;
+/**
+ * Parameters of {@link INSERT_BATCH_SQL} for complete records with consecutive sequences, all
+ * recorded at the same instant (what appendRecords writes).
+ */
+export function batchParams(records: readonly AuditRecord[]): unknown[] {
+  const first = records[0];
+  if (first === undefined) throw new Error("no records to insert");
+  if (first.recordedAt === undefined) throw new Error(`record ${first.sequence} has no recorded_at`);
+  const recorded = toPgTimestamp(first.recordedAt);
+  const columns = BATCH_COLUMNS.map(() => new Array<unknown>(records.length));
+  records.forEach((r, i) => {
+    if (r.sequence !== first.sequence + BigInt(i) || r.recordedAt !== first.recordedAt) {
+      throw new Error(`record ${r.sequence} does not follow ${first.sequence} in one append`);
+    }
+    rowValues(r).forEach((v, c) => {
+      (columns[c] as unknown[])[i] = v;
+    });
+  });
+  return [first.sequence.toString(), recorded.text, recorded.subMicroNanos, ...columns];
+}
