@@ -1,10 +1,14 @@
 import { randomUUID } from "node:crypto";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditService } from "../../gen/codex/audit/v1/audit_service_pb.js";
 import { ProjectCreatedSchema, ProjectUpdatedSchema } from "../../gen/codex/events/v1/project_events_pb.js";
 import { ServiceHealthChangedSchema } from "../../gen/codex/events/v1/system_events_pb.js";
+import { connectNats } from "../../mesh/nats/connection.js";
 import { publish } from "../../mesh/nats/publisher.js";
-import { readStream } from "../../mesh/nats/testing.js";
+import { subjectsFor } from "../../mesh/nats/subjects.js";
+import { eventually, readStream } from "../../mesh/nats/testing.js";
+import { NATS_URL } from "../../test/support/harness.js";
 import {
   type AuditTestService,
   countRecords,
@@ -133,6 +137,84 @@ describe("audit consumer across restarts and replicas", () => {
       );
     } finally {
       await third.running.stop("test finished");
+      await second.cleanup();
+    }
+  }, 150_000);
+});
+
+describe("audit consumer batches", () => {
+  const WAIT_MS = 60_000;
+  const env = { AUDIT_ACK_WAIT_MS: "180s" };
+
+  /** Stream order, as the trail recorded it: the project events' versions by sequence. */
+  async function recordedVersions(svc: Svc, aggregateId: string): Promise<number[]> {
+    const { rows } = await svc.running.host.pool.query<{ v: number }>(
+      "SELECT aggregate_version::int AS v FROM audit_records WHERE aggregate_id = $1 ORDER BY sequence",
+      [aggregateId],
+    );
+    return rows.map((r) => r.v);
+  }
+
+  it("records a burst once each, in stream order, in a few transactions; a batch with an already recorded event and an undecodable one records the rest and dead-letters only the bad one", async () => {
+    const first = await startAudit({ env });
+    const { prefix, schema } = first;
+    const subjects = subjectsFor(prefix);
+    const projectId = randomUUID();
+    const events = projectEvents(150, projectId);
+    const early = events[0]!;
+    await publishEvent(first.running.host.nats.js, subjects, early);
+    await waitForEvents(first.running.host.pool, [early.id], WAIT_MS);
+    await first.running.stop("stopped so that the next events arrive together");
+
+    // Published while no consumer runs, so the restarted one pulls them in a few batches: the
+    // recorded event again (past JetStream's dedupe: another msg id), garbage in the middle.
+    const nc = await connectNats({ servers: NATS_URL, name: "audit-batch-test" });
+    try {
+      const js = jetstream(nc);
+      await publishEvent(js, subjects, early, randomUUID());
+      for (const e of events.slice(1, 75)) await publishEvent(js, subjects, e);
+      await publish(js, subjects.event("project", "Garbage"), new Uint8Array([0x0a, 0xff]), {
+        msgId: randomUUID(),
+      });
+      for (const e of events.slice(75)) await publishEvent(js, subjects, e);
+    } finally {
+      await nc.close();
+    }
+
+    const second = await startAudit({ prefix, schema, env });
+    try {
+      await expectCompleteTrail(
+        second,
+        events.map((e) => e.id),
+        WAIT_MS,
+      );
+      const pool = second.running.host.pool;
+      expect(await countRecords(pool)).toBe(150);
+      expect(await countRecords(pool, "event_id = $1 AND sequence = 1", [early.id])).toBe(1);
+      expect(await recordedVersions(second, projectId)).toEqual(events.map((_, i) => i + 1));
+      // Batched: far fewer transactions (row xmin) than records.
+      const { rows } = await pool.query<{ tx: number }>(
+        "SELECT count(DISTINCT xmin::text)::int AS tx FROM audit_records WHERE sequence > 1",
+      );
+      expect(rows[0]!.tx).toBeLessThan(40);
+
+      const jsm = await jetstreamManager(second.running.host.nats.nc);
+      await eventually(
+        "the undecodable event dead-lettered",
+        async () => (await readStream(jsm, subjects.streams.dlq)).length > 0,
+        WAIT_MS,
+      );
+      const dlq = await readStream(jsm, subjects.streams.dlq);
+      expect(dlq.map((m) => m.subject)).toEqual([subjects.dlq("audit")]);
+      await eventually(
+        "every message acked",
+        async () => {
+          const info = await jsm.consumers.info(subjects.streams.events, "audit");
+          return info.num_pending + info.num_ack_pending === 0;
+        },
+        WAIT_MS,
+      );
+    } finally {
       await second.cleanup();
     }
   }, 150_000);

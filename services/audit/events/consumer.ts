@@ -1,12 +1,13 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import type pg from "pg";
+import type { AuditRecord } from "../../../gen/codex/audit/v1/audit_record_pb.js";
 import { decodeEnvelope } from "../../../mesh/events/envelope.js";
 import type { Logger } from "../../../mesh/logging.js";
 import { type ConsumedMessage, DurableConsumer, PermanentError } from "../../../mesh/nats/consumer.js";
 import type { Subjects } from "../../../mesh/nats/subjects.js";
 import { draftFromEnvelope, InvalidEnvelopeError } from "../domain/envelope-record.js";
 import { eventRegistry } from "../domain/event-registry.js";
-import { type AppendResult, appendRecord } from "../store/append.js";
+import { type AppendResult, appendRecord, appendRecords } from "../store/append.js";
 
 /** Options for {@link AuditConsumer}. */
 export interface AuditConsumerOptions {
@@ -25,17 +26,33 @@ export interface AuditConsumerOptions {
 export const DURABLES = { events: "audit", system: "audit-system" } as const;
 
 /**
+ * Thrown by a batch holding an event that can never be recorded, after the others were: the
+ * consumer then hands each message of the batch to the per-message handler, which acks those
+ * already recorded and dead-letters the bad one.
+ */
+class UnrecordableInBatch extends Error {
+  override readonly name = "UnrecordableInBatch";
+}
+
+/**
  * Feeds every domain event (`<prefix>.events.>`) and system event (`<prefix>.system.>`) into the
  * trail. Two durable consumers, because the streams differ and NATS 2.9 allows one filter
  * subject per consumer; both append through the same chain lock, so the trail stays one
- * linear chain. Each consumer handles one message at a time, so a stream's events are recorded
- * in stream order.
+ * linear chain.
+ *
+ * Batches: each consumer hands over what arrived together (up to 256 events), appended in one
+ * transaction in stream order and acked together, so the cost of a transaction and of acking
+ * is shared by the batch instead of paid per event. Batches of one consumer run one at a time,
+ * so a stream's events are recorded in stream order.
  *
  * At-least-once delivery plus the idempotent append (by event id, under the chain lock) gives
  * exactly-once records: a redelivery, a duplicate publish that escaped JetStream's dedupe
  * window, or a restart between append and ack all find the event already recorded and ack it.
- * An undecodable message can never succeed and is dead-lettered at once; every other failure
- * (database down) is retried with backoff up to `maxDeliver` times, kept high on purpose.
+ * An undecodable message can never succeed and is dead-lettered at once: its batch records the
+ * others, then throws, and the per-message fallback acks those (remembered by stream sequence,
+ * without another query) and dead-letters it. Every other failure (database down) fails the
+ * batch; the fallback retries each event with backoff up to `maxDeliver` times, kept high on
+ * purpose.
  */
 export class AuditConsumer {
   readonly #consumers: DurableConsumer[];
@@ -44,24 +61,31 @@ export class AuditConsumer {
   constructor(opts: AuditConsumerOptions) {
     this.#o = opts;
     const { subjects } = opts;
-    this.#consumers = (["events", "system"] as const).map(
-      (kind) =>
-        new DurableConsumer({
-          nc: opts.nc,
-          stream: subjects.streams[kind],
-          durable: DURABLES[kind],
-          filterSubjects: [subjects.filters[kind]],
-          dlqSubject: subjects.dlq(DURABLES[kind]),
-          handler: (msg) => this.#handle(msg),
-          maxDeliver: opts.maxDeliver,
-          ackWaitMs: opts.ackWaitMs,
-          onError: (err, msg) =>
+    this.#consumers = (["events", "system"] as const).map((kind) => {
+      /** Stream sequences this consumer's last batch recorded before it threw. */
+      const recorded = new Set<number>();
+      return new DurableConsumer({
+        nc: opts.nc,
+        stream: subjects.streams[kind],
+        durable: DURABLES[kind],
+        filterSubjects: [subjects.filters[kind]],
+        dlqSubject: subjects.dlq(DURABLES[kind]),
+        batchHandler: (msgs) => this.#handleBatch(msgs, recorded),
+        handler: async (msg) => {
+          if (!recorded.delete(msg.seq)) await this.#handle(msg);
+        },
+        maxDeliver: opts.maxDeliver,
+        ackWaitMs: opts.ackWaitMs,
+        onError: (err, msg) => {
+          if (err instanceof UnrecordableInBatch) opts.logger.info({ err }, `audit consumer: ${err.message}`);
+          else
             opts.logger.warn(
               { err, subject: msg?.subject, seq: msg?.seq },
               "audit consumer: event not recorded",
-            ),
-        }),
-    );
+            );
+        },
+      });
+    });
   }
 
   async start(): Promise<void> {
@@ -78,18 +102,52 @@ export class AuditConsumer {
     return counts.reduce((a, b) => a + b, 0);
   }
 
-  async #handle(msg: ConsumedMessage): Promise<void> {
-    let draft: ReturnType<typeof draftFromEnvelope>;
-    try {
-      draft = draftFromEnvelope(decodeEnvelope(msg.data), eventRegistry);
-    } catch (err) {
-      if (err instanceof InvalidEnvelopeError) throw new PermanentError(err.message, { cause: err });
-      throw new PermanentError(`undecodable event envelope on ${msg.subject}`, { cause: err });
+  /** Appends the decodable events of a batch in one transaction; see the class comment. */
+  async #handleBatch(msgs: ConsumedMessage[], recorded: Set<number>): Promise<void> {
+    recorded.clear(); // the previous batch's fallback has run
+    const drafts: AuditRecord[] = [];
+    const good: ConsumedMessage[] = [];
+    for (const msg of msgs) {
+      try {
+        drafts.push(draftOf(msg));
+        good.push(msg);
+      } catch {
+        // dead-lettered by the per-message fallback, with the reason
+      }
     }
-    const result = await appendRecord(this.#o.pool, draft);
+    const results = await appendRecords(this.#o.pool, drafts);
+    for (const [i, result] of results.entries()) {
+      this.#appended(result, good[i] as ConsumedMessage, drafts[i] as AuditRecord);
+    }
+    if (good.length < msgs.length) {
+      for (const msg of good) recorded.add(msg.seq);
+      throw new UnrecordableInBatch(
+        `${msgs.length - good.length} of ${msgs.length} events in a batch cannot be recorded; ` +
+          `recorded the others, dead-lettering those`,
+      );
+    }
+  }
+
+  /** The per-message path: the fallback for a failed batch. */
+  async #handle(msg: ConsumedMessage): Promise<void> {
+    const draft = draftOf(msg);
+    this.#appended(await appendRecord(this.#o.pool, draft), msg, draft);
+  }
+
+  #appended(result: AppendResult, msg: ConsumedMessage, draft: AuditRecord): void {
     if (result.duplicate) {
       this.#o.logger.debug({ eventId: draft.eventId, sequence: result.sequence }, "event already recorded");
     }
     this.#o.onAppended?.(result, msg);
+  }
+}
+
+/** The record draft of a message; a {@link PermanentError} when it can never be recorded. */
+function draftOf(msg: ConsumedMessage): AuditRecord {
+  try {
+    return draftFromEnvelope(decodeEnvelope(msg.data), eventRegistry);
+  } catch (err) {
+    if (err instanceof InvalidEnvelopeError) throw new PermanentError(err.message, { cause: err });
+    throw new PermanentError(`undecodable event envelope on ${msg.subject}`, { cause: err });
   }
 }
