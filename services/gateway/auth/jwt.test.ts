@@ -88,6 +88,34 @@ describe("JwtVerifier", () => {
     await expect(verifier(configured(es)).verify(withinTolerance)).resolves.toBeDefined();
   });
 
+  it("remembers a verified token only until a fresh check would refuse it as expired", async () => {
+    const exp = now() + 60;
+    const token = await es.mint({ sub: "a" }, { iat: now() - 10, exp });
+    let clock = Date.now();
+    const v = verifier(configured(es), { now: () => clock });
+    expect((await v.verify(token)).subject).toBe("a");
+    expect((await v.verify(token)).subject).toBe("a");
+    expect(v.cached).toBe(1);
+    // The tolerance is 5 s: the token is good until (exp + 5) s, and not one millisecond longer.
+    clock = (exp + 5) * 1000 - 1;
+    expect((await v.verify(token)).subject).toBe("a");
+    clock = (exp + 5) * 1000;
+    expect(await refusal(v.verify(token))).toBe("token expired");
+    expect(v.cached).toBe(0);
+  });
+
+  it("never remembers a refusal and keeps a bounded number of tokens", async () => {
+    const v = verifier(configured(es), { cacheSize: 3 });
+    const expired = await es.mint({ sub: "a" }, { iat: now() - 120, exp: now() - 10 });
+    expect(await refusal(v.verify(expired))).toBe("token expired");
+    expect(v.cached).toBe(0);
+    for (let i = 0; i < 5; i++) await v.verify(await es.mint({ sub: `u${i}` }));
+    expect(v.cached).toBe(3);
+    const uncached = verifier(configured(es), { cacheSize: 0 });
+    await uncached.verify(await es.mint({ sub: "a" }));
+    expect(uncached.cached).toBe(0);
+  });
+
   it("refuses tokens that are not yet valid", async () => {
     const token = await es.mint({ sub: "a" }, { nbf: now() + 60 });
     expect(await refusal(verifier(configured(es)).verify(token))).toBe("token not yet valid");
@@ -193,6 +221,25 @@ describe("JWKS file rotation", () => {
     // A broken file keeps the previous keys.
     await writeFile(file, "{ half-written");
     expect((await fast.verify(await second.mint({ sub: "b" }))).subject).toBe("b");
+  });
+
+  it("does not accept a remembered token once its key is retired from the file", async () => {
+    const file = join(dir, "jwks-cache.json");
+    const first = await createTestIssuer("ES256", "c1");
+    const second = await createTestIssuer("ES256", "c2");
+    await writeFile(file, JSON.stringify({ keys: [first.publicJwk, second.publicJwk] }));
+    const keys = new KeyStore({ configured: [], file, reloadIntervalMs: 0, warn: () => {} });
+    await keys.start();
+    const v = verifier(keys);
+    const token = await first.mint({ sub: "a" });
+    expect((await v.verify(token)).subject).toBe("a");
+    expect((await v.verify(token)).subject).toBe("a");
+    expect(v.cached).toBe(1);
+
+    await writeFile(file, JSON.stringify(second.jwks()));
+    expect(await refusal(v.verify(token))).toBe("token signed with an unknown key");
+    expect(v.cached).toBe(0);
+    expect((await v.verify(await second.mint({ sub: "b" }))).subject).toBe("b");
   });
 
   it("fails start-up when the file is missing or not a JWKS", async () => {
