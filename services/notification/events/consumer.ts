@@ -53,7 +53,7 @@ export async function ingestMessages(o: IngestOptions, msgs: readonly ConsumedMe
   const planned = planEvents(index, events, o.registry);
   if (planned.length === 0) return;
   const created = await withTransaction(o.pool, async (c) => {
-    const fresh = await o.subscriptions.verified(c);
+    const fresh = await o.subscriptions.verified(c, index);
     return ingestEvents(c, fresh === index ? planned : planEvents(fresh, events, o.registry));
   });
   if (created > 0) o.onDeliveries();

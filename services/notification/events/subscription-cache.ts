@@ -62,11 +62,11 @@ export class SubscriptionCache {
   }
 
   /**
-   * For a transaction about to write deliveries or alert state: the index if nothing changed as
-   * of this statement, else one loaded on `client` (and kept, when newer than the cached one).
+   * For a transaction about to write deliveries or alert state from what `index` matched: `index`
+   * if nothing changed as of this statement, else one loaded on `client` (and kept, when newer
+   * than the cached one). Uses only `client`: a transaction never waits for a second connection.
    */
-  async verified(client: pg.ClientBase): Promise<SubscriptionIndex> {
-    const index = await this.current();
+  async verified(client: pg.ClientBase, index: SubscriptionIndex): Promise<SubscriptionIndex> {
     if ((await readChangeCount(client)) === index.changeCount) return index;
     const fresh = await loadSubscriptionIndex(client);
     this.#offer(fresh);
