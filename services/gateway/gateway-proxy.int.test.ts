@@ -133,6 +133,20 @@ describe("what the upstream sees", () => {
     await waitFor(() => log.cancelled.includes("grpc-followed"), "the upstream to see the cancellation");
   });
 
+  it("cancellation: a gRPC client giving up on a unary call cancels the upstream call", async () => {
+    const abort = new AbortController();
+    const headers = { ...auth, "x-request-id": "hang-grpc-1" };
+    const call = agents.getRun({ runId: "hang-grpc" }, { headers, signal: abort.signal });
+    await waitFor(
+      () => log.calls.some((c) => c.requestId === "hang-grpc-1"),
+      "the call to reach the upstream",
+    );
+    abort.abort();
+    const err = await call.catch((e: unknown) => ServiceError.from(e));
+    expect((err as ServiceError).code).toBe(Code.CANCELLED);
+    await waitFor(() => log.cancelled.includes("hang-grpc"), "the upstream to see the cancellation");
+  });
+
   it("upstream errors keep their code and details (NOT_FOUND with ResourceInfo)", async () => {
     const err = await agents
       .getRun({ runId: "missing" }, { headers: auth })

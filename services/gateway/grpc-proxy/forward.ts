@@ -21,6 +21,7 @@ import { Code } from "../../../mesh/errors.js";
 import type { PublicMethod } from "../routes/route-table.js";
 import { passThrough } from "../routes/upstreams.js";
 import { ProxiedCall, type ProxyContext } from "./proxied-call.js";
+import { callUnary } from "./raw-unary.js";
 
 type Raw = Buffer;
 
@@ -30,27 +31,22 @@ export function forwardUnary(route: PublicMethod, ctx: ProxyContext): handleUnar
     p.admit(route, call.request)
       .then(() => {
         if (call.cancelled) return p.end(Code.CANCELLED);
-        let response: Raw | undefined;
-        const up = ctx.upstreams
-          .pick(route.upstream)
-          .makeUnaryRequest(
-            route.path,
-            passThrough,
-            passThrough,
-            call.request,
-            p.upstreamMetadata(),
-            p.upstreamOptions(),
-            (_err, res) => {
-              response = res;
+        const up = callUnary(
+          ctx.upstreams.pick(route.upstream),
+          route.path,
+          call.request,
+          p.upstreamMetadata(),
+          p.upstreamOptions(),
+          {
+            onMetadata: (md) => p.sendHeaders(md),
+            // The status carries the trailers, success or not.
+            onStatus: (status, response) => {
+              const relayed = p.relay(status);
+              if (status.code === Code.OK) callback(null, response ?? Buffer.alloc(0), relayed.metadata);
+              else callback(relayed);
             },
-          );
-        up.on("metadata", (md) => p.sendHeaders(md));
-        // 'status' follows the callback and carries the trailers, success or not.
-        up.on("status", (status: StatusObject) => {
-          const relayed = p.relay(status);
-          if (status.code === Code.OK) callback(null, response ?? Buffer.alloc(0), relayed.metadata);
-          else callback(relayed);
-        });
+          },
+        );
         call.on("cancelled", () => up.cancel());
       })
       .catch((err: unknown) => callback(p.fail(err)));

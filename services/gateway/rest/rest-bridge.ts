@@ -3,6 +3,7 @@ import { fromBinary, type JsonValue, type Registry, toBinary } from "@bufbuild/p
 import type { CallOptions, Metadata, StatusObject } from "@grpc/grpc-js";
 import { Code, invalidArgument, ServiceError } from "../../../mesh/errors.js";
 import type { Logger } from "../../../mesh/logging.js";
+import { callUnary } from "../grpc-proxy/raw-unary.js";
 import { restMetadata } from "../pipeline/metadata.js";
 import type { CallState, Pipeline } from "../pipeline/pipeline.js";
 import type { Credentials } from "../pipeline/types.js";
@@ -106,22 +107,19 @@ export class RestBridge {
     res: ServerResponse,
   ): Promise<JsonValue> {
     return new Promise((resolve, reject) => {
-      let response: Buffer | undefined;
       const opts = deadline(req, this.o.unaryTimeoutMs);
-      const call = this.o.upstreams
-        .pick(route.upstream)
-        .makeUnaryRequest(route.path, passThrough, passThrough, bytes, md, opts, (_err, r) => {
-          response = r;
-        });
-      call.on("status", (status: StatusObject) => {
-        if (status.code !== Code.OK)
-          return reject(ServiceError.from(Object.assign(new Error(status.details), status)));
-        try {
-          const msg = fromBinary(route.method.output, response ?? Buffer.alloc(0));
-          resolve(responseToJson(route.method.output, msg, binding, this.o.registry));
-        } catch (err) {
-          reject(err);
-        }
+      const call = callUnary(this.o.upstreams.pick(route.upstream), route.path, bytes, md, opts, {
+        onMetadata: () => {},
+        onStatus: (status: StatusObject, response) => {
+          if (status.code !== Code.OK)
+            return reject(ServiceError.from(Object.assign(new Error(status.details), status)));
+          try {
+            const msg = fromBinary(route.method.output, response ?? Buffer.alloc(0));
+            resolve(responseToJson(route.method.output, msg, binding, this.o.registry));
+          } catch (err) {
+            reject(err);
+          }
+        },
       });
       res.on("close", () => {
         if (!res.writableFinished) call.cancel();

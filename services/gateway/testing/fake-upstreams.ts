@@ -51,6 +51,14 @@ export function fakeUpstream(replica: string, log: UpstreamLog): ServiceDefiniti
     async getRun(req, ctx) {
       log.record(replica, ctx);
       if (req.runId === "missing") throw notFound("run", req.runId);
+      if (req.runId.startsWith("hang")) {
+        // Answers only when the caller goes away: shows a unary cancellation reaching the service.
+        await new Promise<void>((resolve) =>
+          ctx.signal.addEventListener("abort", () => resolve(), { once: true }),
+        );
+        log.cancelled.push(req.runId);
+        throw new ServiceError(Code.CANCELLED, "caller went away");
+      }
       return { run: { id: req.runId, agentId: replica, attempt: 1, fencingToken: BIG_FENCING_TOKEN } };
     },
     async *watchRunLogs(req, ctx) {
