@@ -10,7 +10,7 @@ import {
 } from "@grpc/grpc-js";
 import { currentContext, type Principal } from "../context.js";
 import { Code, ServiceError } from "../errors.js";
-import { PRINCIPAL_HEADER, signPrincipal } from "../principal-token.js";
+import { PRINCIPAL_HEADER, PrincipalSigner } from "../principal-token.js";
 import { createBreaker } from "../resilience/breaker.js";
 import { retry } from "../resilience/retry.js";
 import { injectContext } from "../tracing.js";
@@ -167,6 +167,17 @@ function guardWithBreaker(
     });
 }
 
+/** One signer per mesh secret (there is one in production; tests have a few). */
+const signers = new Map<string, PrincipalSigner>();
+function signerFor(secret: string): PrincipalSigner {
+  let signer = signers.get(secret);
+  if (!signer) {
+    signer = new PrincipalSigner(secret);
+    signers.set(secret, signer);
+  }
+  return signer;
+}
+
 function metadataFor(opts: ClientOptions, callOpts: CallOptions | undefined, streaming = false): Metadata {
   const md = new Metadata();
   const ctx = currentContext();
@@ -178,7 +189,7 @@ function metadataFor(opts: ClientOptions, callOpts: CallOptions | undefined, str
   const principal = ctx?.principal ?? opts.defaultPrincipal;
   if (principal && opts.principalSecret) {
     // Long-lived streams outlive a short token; the callee checks it once, at call start.
-    md.set(PRINCIPAL_HEADER, signPrincipal(principal, opts.principalSecret, streaming ? 60_000 : 30_000));
+    md.set(PRINCIPAL_HEADER, signerFor(opts.principalSecret).sign(principal, streaming ? 60_000 : 30_000));
   }
   for (const [k, v] of Object.entries(callOpts?.headers ?? {})) md.set(k, v);
   return md;

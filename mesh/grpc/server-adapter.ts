@@ -16,7 +16,7 @@ import { SpanKind } from "@opentelemetry/api";
 import { type Principal, runWithContext } from "../context.js";
 import { Code, invalidArgument, ServiceError, statusMetadata, unauthenticated } from "../errors.js";
 import type { Logger } from "../logging.js";
-import { PRINCIPAL_HEADER, verifyPrincipal } from "../principal-token.js";
+import { PRINCIPAL_HEADER, PrincipalVerifier } from "../principal-token.js";
 import { extractContext, withSpan } from "../tracing.js";
 import { MalformedMessage, serverCodec } from "./codec.js";
 import type { CallContext, ServiceImpl } from "./types.js";
@@ -51,6 +51,7 @@ export function adaptService<S extends DescService>(
 ): { definition: ServiceDefinition; implementation: UntypedServiceImplementation } {
   const definition: Record<string, MethodDefinition<unknown, unknown>> = {};
   const implementation: UntypedServiceImplementation = {};
+  const verifier = hooks.principalSecret ? new PrincipalVerifier(hooks.principalSecret) : undefined;
   for (const method of service.methods) {
     const handler = (impl as Record<string, Handler | undefined>)[method.localName];
     if (typeof handler !== "function") throw new Error(`${service.typeName}: no handler for ${method.name}`);
@@ -66,12 +67,17 @@ export function adaptService<S extends DescService>(
       responseDeserialize: output.deserialize,
       originalName: method.localName,
     };
-    implementation[method.name] = wrap(method, handler.bind(impl), hooks);
+    implementation[method.name] = wrap(method, handler.bind(impl), hooks, verifier);
   }
   return { definition: definition as ServiceDefinition, implementation };
 }
 
-function wrap(method: DescMethod, handler: Handler, hooks: AdapterHooks): UntypedHandleCall {
+function wrap(
+  method: DescMethod,
+  handler: Handler,
+  hooks: AdapterHooks,
+  verifier: PrincipalVerifier | undefined,
+): UntypedHandleCall {
   const path = `/${method.parent.typeName}/${method.name}`;
   return ((call: AnyCall, callback?: sendUnaryData<unknown>) => {
     const started = process.hrtime.bigint();
@@ -101,7 +107,7 @@ function wrap(method: DescMethod, handler: Handler, hooks: AdapterHooks): Untype
 
     let ctx: CallContext;
     try {
-      ctx = callContext(path, call, abort.signal, hooks.principalSecret);
+      ctx = callContext(path, call, abort.signal, verifier);
     } catch (err) {
       finish(err);
       return;
@@ -251,7 +257,7 @@ function callContext(
   path: string,
   call: AnyCall,
   signal: AbortSignal,
-  secret: string | undefined,
+  verifier: PrincipalVerifier | undefined,
 ): CallContext {
   const md = call.metadata;
   const given = firstString(md, "x-request-id");
@@ -261,7 +267,7 @@ function callContext(
   const token = firstString(md, PRINCIPAL_HEADER);
   let principal: Principal | undefined;
   if (token !== undefined) {
-    principal = secret ? verifyPrincipal(token, secret) : undefined;
+    principal = verifier?.verify(token);
     if (!principal) throw unauthenticated("invalid or expired principal token");
   }
   const deadline = call.getDeadline();
