@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { fromBinary, type Registry, toJson } from "@bufbuild/protobuf";
 import type { Any } from "@bufbuild/protobuf/wkt";
-import { redactMessageJson } from "./redact.js";
+import { mayNeedRedaction, redactMessageJson } from "./redact.js";
 
 /** The fully-qualified message name of an Any's type URL ("type.googleapis.com/a.b.C" → "a.b.C"). */
 export function anyTypeName(any: Any | undefined): string {
@@ -24,9 +24,9 @@ export function payloadJson(payload: Any | undefined, registry: Registry): strin
   const desc = registry.getMessage(typeName);
   if (desc === undefined) return placeholder(payload, typeName, "type unknown to the audit service");
   try {
-    const message = fromBinary(desc, payload.value);
+    const message = fromBinary(desc, payload.value, { readUnknownFields: false });
     const json = toJson(desc, message, { useProtoFieldName: true, alwaysEmitImplicit: true, registry });
-    return JSON.stringify(redactMessageJson(desc, json, registry));
+    return JSON.stringify(mayNeedRedaction(desc) ? redactMessageJson(desc, json, registry) : json);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     return placeholder(payload, typeName, `payload could not be decoded: ${reason.slice(0, 200)}`);

@@ -1,11 +1,19 @@
 import { create, createFileRegistry } from "@bufbuild/protobuf";
 import { AnySchema, anyPack, FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { describe, expect, it } from "vitest";
+import { InfoAnswerSchema } from "../../../gen/codex/agentmanager/v1/info_request_pb.js";
+import {
+  InfoAnsweredSchema,
+  RunAssignedSchema,
+  RunCompletedSchema,
+  RunEnqueuedSchema,
+  RunStartedSchema,
+} from "../../../gen/codex/events/v1/agent_events_pb.js";
 import { ServiceHealthChangedSchema } from "../../../gen/codex/events/v1/system_events_pb.js";
 import { ToolRecipeSetSchema } from "../../../gen/codex/events/v1/workitem_events_pb.js";
 import { eventRegistry } from "./event-registry.js";
 import { payloadJson } from "./payload-json.js";
-import { REDACTED, redactByName, redactMessageJson } from "./redact.js";
+import { mayNeedRedaction, REDACTED, redactByName, redactMessageJson } from "./redact.js";
 
 describe("payload redaction", () => {
   it("redacts secret-named map keys deep inside an event (recipe env GITHUB_TOKEN)", () => {
@@ -99,5 +107,25 @@ describe("payload redaction", () => {
       eventRegistry,
     );
     expect(JSON.parse(malformed)["@undecoded"]).toMatch(/could not be decoded/);
+  });
+
+  it("walks only payloads that can hold something to redact", () => {
+    // Scalars, timestamps and durations only, fencing_token is not a secret: rendered as is.
+    for (const plain of [RunAssignedSchema, RunStartedSchema, RunCompletedSchema, InfoAnsweredSchema]) {
+      expect(mayNeedRedaction(plain)).toBe(false);
+    }
+    expect(mayNeedRedaction(RunEnqueuedSchema)).toBe(true); // run.agent_selector: a map
+    expect(mayNeedRedaction(ToolRecipeSetSchema)).toBe(true); // env maps, deep inside
+    expect(mayNeedRedaction(ServiceHealthChangedSchema)).toBe(true); // a Struct
+    expect(mayNeedRedaction(InfoAnswerSchema)).toBe(true); // debug_redact values
+    expect(mayNeedRedaction(AnySchema)).toBe(true);
+
+    const selector = { agentSelector: { os: "linux", ci_token: "tok-123" } };
+    const enqueued = create(RunEnqueuedSchema, { run: { id: "r1", ...selector } });
+    const parsed = JSON.parse(payloadJson(anyPack(RunEnqueuedSchema, enqueued), eventRegistry));
+    expect(parsed.run.agent_selector).toEqual({ os: "linux", ci_token: REDACTED });
+    const assigned = create(RunAssignedSchema, { runId: "r1", fencingToken: 7n });
+    const json = JSON.parse(payloadJson(anyPack(RunAssignedSchema, assigned), eventRegistry));
+    expect(json).toMatchObject({ run_id: "r1", fencing_token: "7", attempt: 0 });
   });
 });
