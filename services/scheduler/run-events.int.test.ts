@@ -170,6 +170,8 @@ describe("run events in batches", () => {
       completed(tc.id, run[tc.id]!, 1, RunState.FAILED, "exit 2"),
       completed(tg.id, randomUUID(), 5, RunState.FAILED), // not the task's current run
       completed(ta.id, run[ta.id]!, 1, RunState.SUCCEEDED), // the same run, another event id
+      // Enough runs of other tasks that the batch is split into transactions side by side.
+      ...Array.from({ length: 100 }, () => completed(randomUUID(), randomUUID(), 1, RunState.FAILED)),
     ];
     const starts = [
       started(tf.id, run[tf.id]!, 1),

@@ -68,6 +68,31 @@ export async function onRunStarted(core: Core, msg: ConsumedMessage): Promise<vo
   if (r) await applyRunStarted(core, r.start, r.cause);
 }
 
+/** Events per transaction before a batch is split into transactions running side by side. */
+const EVENTS_PER_TRANSACTION = 32;
+/** Transactions of one batch at once (a batch is at most 256 events). */
+const MAX_PARALLEL = 8;
+
+/**
+ * Runs `fn` over the events split by task into up to {@link MAX_PARALLEL} groups of disjoint
+ * tasks (a task's events stay together, in delivery order), side by side: each event costs a
+ * few statements in sequence, and one connection alone would cap the rate a consumer keeps up
+ * with. Settles every group before throwing the first failure, so the consumer's per-message
+ * fallback never overlaps a group still running (groups that committed are no-ops to repeat).
+ */
+async function inParallel<E>(events: E[], taskOf: (e: E) => string, fn: (events: E[]) => Promise<void>) {
+  if (events.length === 0) return;
+  const groups = Math.min(MAX_PARALLEL, Math.ceil(events.length / EVENTS_PER_TRANSACTION));
+  if (groups === 1) return fn(events);
+  const tasks = [...new Set(events.map(taskOf))].sort();
+  const group = new Map(tasks.map((t, i) => [t, Math.floor((i * groups) / tasks.length)]));
+  const split: E[][] = Array.from({ length: groups }, () => []);
+  for (const e of events) split[group.get(taskOf(e)) ?? 0]?.push(e);
+  const results = await Promise.allSettled(split.filter((g) => g.length > 0).map(fn));
+  const failed = results.find((r) => r.status === "rejected");
+  if (failed) throw failed.reason;
+}
+
 /**
  * The tasks of a batch's events, locked (in id order, as every batch locks them, so two
  * batches never deadlock on each other), and a way to re-read one after the batch changed it:
@@ -91,15 +116,23 @@ async function lockTasks(tx: Tx, ids: string[]) {
 }
 
 /**
- * A batch of RunCompleted in one transaction: decoded at once, the tasks of all events locked
- * with one query, the run ids already applied read with one, and the new outcomes recorded
- * with one insert; each applicable outcome then does exactly what {@link applyRunOutcome}
- * does, in delivery order. Throwing (an undecodable event, a deadlock) rolls everything back
- * and the consumer falls back to {@link onRunCompleted} per message.
+ * A batch of RunCompleted in one transaction (a few side by side for a large batch, see
+ * {@link inParallel}): decoded at once, the tasks of all events locked with one query, the run
+ * ids already applied read with one, and the new outcomes recorded with one insert; each
+ * applicable outcome then does exactly what {@link applyRunOutcome} does, in delivery order.
+ * Throwing (an undecodable event, a deadlock) rolls the transaction back and the consumer
+ * falls back to {@link onRunCompleted} per message.
  */
 export async function onRunCompletedBatch(core: Core, msgs: ConsumedMessage[]): Promise<void> {
-  const events = msgs.map(runReport).filter((r) => r !== undefined);
-  if (events.length === 0) return;
+  const all = msgs.map(runReport).filter((r) => r !== undefined);
+  await inParallel(
+    all,
+    (e) => e.report.taskId,
+    (events) => completedInOneTransaction(core, events),
+  );
+}
+
+async function completedInOneTransaction(core: Core, events: { report: RunReport; cause: Cause }[]) {
   await transact(core, async (tx) => {
     const tasks = await lockTasks(
       tx,
@@ -126,13 +159,21 @@ export async function onRunCompletedBatch(core: Core, msgs: ConsumedMessage[]): 
 }
 
 /**
- * A batch of RunStarted in one transaction: the tasks locked with one query, then each event
+ * A batch of RunStarted in one transaction (or a few, as above): the tasks locked with one
+ * query, then each event
  * does what {@link applyRunStarted} does, in delivery order (a repeated start finds the task
  * RUNNING already and changes nothing).
  */
 export async function onRunStartedBatch(core: Core, msgs: ConsumedMessage[]): Promise<void> {
-  const events = msgs.map(runStart).filter((r) => r !== undefined);
-  if (events.length === 0) return;
+  const all = msgs.map(runStart).filter((r) => r !== undefined);
+  await inParallel(
+    all,
+    (e) => e.start.taskId,
+    (events) => startedInOneTransaction(core, events),
+  );
+}
+
+async function startedInOneTransaction(core: Core, events: { start: RunStart; cause: Cause }[]) {
   await transact(core, async (tx) => {
     const tasks = await lockTasks(
       tx,
