@@ -164,4 +164,46 @@ describe("appendRecords", () => {
     }
     expect(await readChainHead(pool)).toEqual(head);
   });
+
+  it("leaves no trace of a batch whose head update is refused, and keeps the connection usable", async () => {
+    const head = await readChainHead(pool);
+    const rogue = head.lastSequence + 50n; // beyond where the batch ends: the head may not stop short of it
+    const columns = `sequence, event_id, event_type, aggregate_type, aggregate_id, aggregate_version,
+      project_id, actor_id, actor_display_name, correlation_id, causation_id, recorded_at,
+      recorded_at_subus, payload_json, prev_hash, hash, source, trace_id`;
+    await pool.query(
+      `INSERT INTO audit_records (${columns}) SELECT $1, $2, event_type, aggregate_type, aggregate_id,
+        aggregate_version, project_id, actor_id, actor_display_name, correlation_id, causation_id,
+        recorded_at, recorded_at_subus, payload_json, prev_hash, hash, source, trace_id
+        FROM audit_records WHERE sequence = 1`,
+      [rogue.toString(), randomUUID()],
+    );
+    const drafts = [draft(1), draft(2), draft(3)];
+    await expect(appendRecords(pool, drafts)).rejects.toThrow(/only advances/);
+    const ids = drafts.map((d) => d.eventId);
+    expect((await pool.query("SELECT 1 FROM audit_records WHERE event_id = ANY($1)", [ids])).rowCount).toBe(
+      0,
+    );
+    expect(await readChainHead(pool)).toEqual(head);
+
+    // Remove the rogue record as only a superuser could; then the same events append normally.
+    const client = await pool.connect();
+    try {
+      await client.query("BEGIN");
+      await client.query("ALTER TABLE audit_records DISABLE TRIGGER USER");
+      await client.query("DELETE FROM audit_records WHERE sequence = $1", [rogue.toString()]);
+      await client.query("ALTER TABLE audit_records ENABLE TRIGGER USER");
+      await client.query("COMMIT");
+    } finally {
+      client.release();
+    }
+    const results = await Promise.all(Array.from({ length: 10 }, () => appendRecords(pool, drafts)));
+    expect(
+      results
+        .flat()
+        .filter((r) => !r.duplicate)
+        .map((r) => r.sequence),
+    ).toEqual([1n, 2n, 3n].map((n) => head.lastSequence + n));
+    await expectIntactChain();
+  });
 });

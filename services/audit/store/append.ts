@@ -1,6 +1,5 @@
 import type pg from "pg";
 import type { AuditRecord } from "../../../gen/codex/audit/v1/audit_record_pb.js";
-import { withTransaction } from "../../../mesh/postgres/pool.js";
 import { computeHash } from "../domain/chain.js";
 import { nowTimestamp } from "../domain/timestamps.js";
 import { batchParams, INSERT_BATCH_SQL } from "./record-row.js";
@@ -8,19 +7,27 @@ import { batchParams, INSERT_BATCH_SQL } from "./record-row.js";
 /** What an append did: recorded the event at `sequence`, or found it already recorded there. */
 export type AppendResult = { duplicate: boolean; sequence: bigint };
 
-/** Named prepared statements: parsed and planned once per pooled connection. */
+/**
+ * A batch takes four round trips: BEGIN with the head lock, the duplicate query, the insert,
+ * and the head update with COMMIT. The first and last are simple-protocol query strings holding
+ * two statements each (nothing from an event is spliced into them: the sequence is a bigint and
+ * the hash our own hex); the others are named prepared statements, parsed and planned once per
+ * pooled connection. Socket writes, one per query, were most of the intake's CPU.
+ */
 const SQL = {
-  lockHead: { name: "audit_lock_head", text: "SELECT last_sequence, last_hash FROM chain_head FOR UPDATE" },
+  beginAndLockHead: "BEGIN; SELECT last_sequence, last_hash FROM chain_head FOR UPDATE",
   findRecorded: {
     name: "audit_find_recorded",
     text: "SELECT event_id, sequence FROM audit_records WHERE event_id = ANY($1::text[])",
   },
   insert: { name: "audit_insert_batch", text: INSERT_BATCH_SQL },
-  advanceHead: {
-    name: "audit_advance_head",
-    text: "UPDATE chain_head SET last_sequence = $1, last_hash = $2",
+  advanceHeadAndCommit: (sequence: bigint, hash: string): string => {
+    if (!/^[0-9a-f]{64}$/.test(hash)) throw new Error(`not a chain hash: ${JSON.stringify(hash)}`);
+    return `UPDATE chain_head SET last_sequence = ${sequence.toString()}, last_hash = '${hash}'; COMMIT`;
   },
 } as const;
+
+type HeadRow = { last_sequence: bigint; last_hash: string };
 
 /**
  * Appends events to the trail, exactly once each, in the order given, in one transaction.
@@ -47,8 +54,13 @@ export async function appendRecords(
   nowMs?: number,
 ): Promise<AppendResult[]> {
   if (drafts.length === 0) return [];
-  return withTransaction(pool, async (client) => {
-    const head = await client.query<{ last_sequence: bigint; last_hash: string }>(SQL.lockHead);
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    const [, head] = (await client.query(SQL.beginAndLockHead)) as unknown as [
+      unknown,
+      pg.QueryResult<HeadRow>,
+    ];
     const current = head.rows[0];
     if (current === undefined) throw new Error("audit chain_head row is missing");
     const ids = drafts.map((d) => d.eventId);
@@ -74,11 +86,23 @@ export async function appendRecords(
       fresh.push(record);
       return { duplicate: false, sequence };
     });
-    if (fresh.length === 0) return results;
+    if (fresh.length === 0) {
+      await client.query("COMMIT");
+      return results;
+    }
     await client.query({ ...SQL.insert, values: batchParams(fresh) });
-    await client.query({ ...SQL.advanceHead, values: [sequence.toString(), prevHash] });
+    await client.query(SQL.advanceHeadAndCommit(sequence, prevHash));
     return results;
-  });
+  } catch (err) {
+    try {
+      await client.query("ROLLBACK"); // a failed statement aborted the transaction (and the COMMIT after it)
+    } catch (rollbackErr) {
+      broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
+    }
+    throw err;
+  } finally {
+    client.release(broken);
+  }
 }
 
 /** Appends one event to the trail, exactly once: {@link appendRecords} of one. */
