@@ -12,7 +12,8 @@
  * The gateway runs as production runs it: JavaScript compiled by tsc (into dist/.bench-gateway)
  * with the production heap cap, not under tsx, whose loader thread and transpiled sources inflate
  * RSS and CPU. BENCH_GATEWAY_RUNTIME=tsx runs it under tsx instead (the former figures);
- * BENCH_SKIP_BUILD=1 reuses the last build; BENCH_GATEWAY_NODE_ARGS adds node flags (profiling).
+ * BENCH_SKIP_BUILD=1 reuses the last build; BENCH_GATEWAY_NODE_ARGS adds node flags (profiling);
+ * BENCH_GATEWAY_ENTRY runs another compiled bench/gateway-server.js (A/B against another build).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -161,9 +162,10 @@ function startGatewayProcess(
   upstream: string,
 ): Promise<{ child: ChildProcess; grpcPort: number; httpPort: number }> {
   const underTsx = process.env.BENCH_GATEWAY_RUNTIME === "tsx";
+  // BENCH_GATEWAY_ENTRY runs another compiled gateway-server.js (an A/B against another build).
   const entry = underTsx
     ? ["--import", "tsx", fileURLToPath(new URL("./gateway-server.ts", import.meta.url))]
-    : [buildGateway()];
+    : [process.env.BENCH_GATEWAY_ENTRY ?? buildGateway()];
   // BENCH_GATEWAY_NODE_ARGS adds flags (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) for profiling.
   const extra = (process.env.BENCH_GATEWAY_NODE_ARGS ?? "").split(" ").filter(Boolean);
   const child = spawn(process.execPath, [...extra, ...PRODUCTION_NODE_FLAGS, ...entry], {

@@ -100,31 +100,31 @@ export function matchSplit(t: PathTemplate, path: SplitPath): Record<string, str
   const segments = t.segments;
   const deep = segments.at(-1)?.kind === "rest";
   if (deep ? n < segments.length - 1 : n !== segments.length) return undefined;
-  let last = path.decoded[n - 1];
+  // Allocation-free until a match: the router tries every endpoint for each request.
+  const decoded = path.decoded;
+  let last = decoded[n - 1];
   if (t.verb !== undefined) {
     // The verb ends the last segment, and is matched before decoding, as sent.
-    const suffix = `:${t.verb}`;
     const lastRaw = raw[n - 1]!;
-    if (!lastRaw.endsWith(suffix)) return undefined;
-    last = decode(lastRaw.slice(0, -suffix.length));
+    const cut = lastRaw.length - t.verb.length - 1;
+    if (cut < 0 || lastRaw.charCodeAt(cut) !== 58 /* ":" */ || !lastRaw.endsWith(t.verb)) return undefined;
+    last = decode(lastRaw.slice(0, cut));
   }
   if (last === undefined) return undefined;
-  const part = (i: number): string => (i === n - 1 ? last : path.decoded[i]!);
   for (let i = 0; i < segments.length; i++) {
     const seg = segments[i]!;
     if (seg.kind === "rest") break;
-    const p = part(i);
+    const p = i === n - 1 ? last : decoded[i]!;
     if (seg.kind === "literal" ? p !== seg.value : p === "") return undefined;
   }
   const bound: Record<string, string> = {};
   for (const v of t.variables) {
     const end = v.end ?? n;
-    if (v.start >= end) {
-      bound[v.fieldPath] = ""; // `**` matching nothing
-      continue;
+    let value = "";
+    for (let i = v.start; i < end; i++) {
+      const p = i === n - 1 ? last : decoded[i]!;
+      value = i === v.start ? p : `${value}/${p}`;
     }
-    let value = part(v.start);
-    for (let i = v.start + 1; i < end; i++) value += `/${part(i)}`;
     bound[v.fieldPath] = value;
   }
   return bound;

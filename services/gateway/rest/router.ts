@@ -47,15 +47,16 @@ export class RestRouter {
 
   match(method: string, path: string): RouteMatch {
     const verb = method === "HEAD" ? "GET" : method;
-    const allow = new Set<string>();
+    let allow: Set<string> | undefined;
     const split = splitPath(path);
     for (const e of this.endpoints) {
       const params = matchSplit(e.template, split);
       if (!params) continue;
       if (e.binding.verb === verb) return { kind: "found", route: e.route, binding: e.binding, params };
+      allow ??= new Set();
       allow.add(e.binding.verb);
     }
-    return allow.size > 0 ? { kind: "method-not-allowed", allow: [...allow] } : { kind: "not-found" };
+    return allow ? { kind: "method-not-allowed", allow: [...allow] } : { kind: "not-found" };
   }
 }
 
