@@ -15,7 +15,8 @@
  * - peak RSS (VmHWM) of every service process.
  * Prints the figures and their ratio to the targets (≥ 1,000 runs/s, p99 ≤ 25 ms at 100/s,
  * ≤ 150 MB per service). It never asserts. Env: BENCH_AGENTS (10), BENCH_RUNS (6000),
- * BENCH_RATE_SECONDS (10), BENCH_NODE_OPTIONS (the Deployments' --max-old-space-size=128),
+ * BENCH_RATE_SECONDS (10), BENCH_NODE_OPTIONS (all services; by default each gets its
+ * Deployment's flags: --max-old-space-size=128, and --max-semi-space-size=8 where set),
  * BENCH_SKIP_BUILD=1 (reuse dist/.bench), BENCH_SERVICES (a comma-separated subset; all by default).
  */
 import { execFileSync } from "node:child_process";
@@ -36,6 +37,13 @@ const RATE_SECONDS = Number(process.env.BENCH_RATE_SECONDS ?? 10);
 const IN_FLIGHT = 256;
 /** As the Deployments set it (istio/base/deployments/*.yaml); BENCH_NODE_OPTIONS overrides. */
 const NODE_OPTIONS = process.env.BENCH_NODE_OPTIONS ?? "--max-old-space-size=128";
+/** Per-service flags the Deployments add (istio/base/deployments/<name>.yaml). */
+const DEPLOYMENT_EXTRA: Record<string, string> = {
+  "agent-manager": "--max-semi-space-size=8",
+  gateway: "--max-semi-space-size=8",
+};
+const nodeOptionsFor = (name: string) =>
+  process.env.BENCH_NODE_OPTIONS ?? [NODE_OPTIONS, DEPLOYMENT_EXTRA[name] ?? ""].join(" ").trim();
 const DIST = `${ROOT}dist/.bench`;
 const TARGETS = { runsPerSecond: 1_000, p99At100Ms: 25, rssMb: 150 };
 
@@ -193,7 +201,11 @@ export const bench: Benchmark = {
       runner: { distDir: DIST },
       env: {
         "*": { LOG_LEVEL: "error", NODE_OPTIONS },
-        "agent-manager": { METRICS_PORT: String(amMetricsPort) },
+        "agent-manager": {
+          METRICS_PORT: String(amMetricsPort),
+          NODE_OPTIONS: nodeOptionsFor("agent-manager"),
+        },
+        gateway: { NODE_OPTIONS: nodeOptionsFor("gateway") },
       },
     }).start();
     const probe = new Probe();
