@@ -206,6 +206,8 @@ export const bench: Benchmark = {
           NODE_OPTIONS: nodeOptionsFor("agent-manager"),
         },
         gateway: { NODE_OPTIONS: nodeOptionsFor("gateway") },
+        // The production default; the e2e stack polls every 100 ms to keep its tests quick.
+        scheduler: { IDLE_POLL: "1s" },
       },
     }).start();
     const probe = new Probe();
