@@ -4,7 +4,15 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Redis } from "ioredis";
 import type pg from "pg";
-import { type ConfigOf, type ConfigSpec, commonConfigSpec, int, loadConfig, str } from "./config.js";
+import {
+  type ConfigOf,
+  type ConfigSpec,
+  commonConfigSpec,
+  durationMs,
+  int,
+  loadConfig,
+  str,
+} from "./config.js";
 import { type ClientOptions, createClient } from "./grpc/client.js";
 import { GrpcServer } from "./grpc/server.js";
 import type { ServiceClient } from "./grpc/types.js";
@@ -30,6 +38,12 @@ export const hostConfigSpec = {
   DB_SCHEMA: str({ default: "", pattern: /^([a-z_][a-z0-9_]{0,62})?$/ }),
   /** Largest accepted request message. */
   GRPC_MAX_MESSAGE_BYTES: int({ min: 1024, default: 4 * 1024 * 1024 }),
+  /**
+   * How long published outbox rows are kept (for inspection; JetStream is the event log). At a
+   * thousand runs a second the agent manager publishes ~4,000 events a second: a day's worth
+   * would be hundreds of millions of rows, so the default is a quarter of an hour.
+   */
+  OUTBOX_RETENTION: durationMs({ default: "15m", min: 0, max: 7 * 24 * 3_600_000 }),
 } satisfies ConfigSpec;
 
 /** What a service declares about itself; the host builds and wires the rest. */
@@ -187,6 +201,7 @@ export async function startService<S extends ConfigSpec>(
       pool: host.pool,
       js: host.nats.js,
       schema,
+      retainPublishedMs: config.OUTBOX_RETENTION,
       onError: (err: unknown) => logger.warn({ err }, "outbox relay error; retrying"),
     });
     lifecycle.add("outbox-relay", {
