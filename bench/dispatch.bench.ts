@@ -17,7 +17,7 @@
  * ≤ 150 MB per service). It never asserts. Env: BENCH_AGENTS (10), BENCH_RUNS (6000),
  * BENCH_RATE_SECONDS (10), BENCH_NODE_OPTIONS (all services; by default each gets its
  * Deployment's flags: --max-old-space-size=128, and --max-semi-space-size=8 where set),
- * BENCH_SKIP_BUILD=1 (reuse dist/.bench), BENCH_SERVICES (a comma-separated subset; all by default).
+ * BENCH_RATES (100,500), BENCH_SKIP_BUILD=1 (reuse dist/.bench), BENCH_SERVICES (a comma-separated subset; all by default).
  */
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -35,6 +35,8 @@ const AGENTS = Number(process.env.BENCH_AGENTS ?? 10);
 const RUNS = Number(process.env.BENCH_RUNS ?? 6_000);
 const RATE_SECONDS = Number(process.env.BENCH_RATE_SECONDS ?? 10);
 const IN_FLIGHT = 256;
+/** Fixed rates of the latency phases (BENCH_RATES, e.g. "100"). */
+const RATES = (process.env.BENCH_RATES ?? "100,500").split(",").map(Number).filter((r) => r > 0);
 /** As the Deployments set it (istio/base/deployments/*.yaml); BENCH_NODE_OPTIONS overrides. */
 const NODE_OPTIONS = process.env.BENCH_NODE_OPTIONS ?? "--max-old-space-size=128";
 /** Per-service flags the Deployments add (istio/base/deployments/<name>.yaml). */
@@ -280,13 +282,15 @@ export const bench: Benchmark = {
       const rpc: Record<number, number[]> = {};
       const idleWaits: Record<number, number> = {};
       const failedEnqueues: Record<number, number> = {};
-      for (const rate of [100, 500]) {
+      const rateCpu: Record<number, Record<string, number>> = {};
+      for (const rate of RATES) {
         // A fixed-rate phase measures the steady state at that rate, not the tail of the previous
         // phase's backlog (consumers still catching up on its events): wait for the fleet to idle.
         idleWaits[rate] = await quiesce(stack);
         probe.assignedLatency.clear();
         const total = rate * RATE_SECONDS;
         const phaseStart = probe.completed;
+        const phaseCpu = { services: stack.cpuSeconds(), bench: process.cpuUsage() };
         const start = performance.now() + 50;
         const sent: Promise<number | undefined>[] = [];
         for (let i = 0; i < total; i++) {
@@ -305,6 +309,12 @@ export const bench: Benchmark = {
           );
         }
         rpc[rate] = (await Promise.all(sent)).filter((t) => t !== undefined).sort((a, b) => a - b);
+        rateCpu[rate] = cpuShares(
+          phaseCpu,
+          stack.cpuSeconds(),
+          process.cpuUsage(phaseCpu.bench),
+          (performance.now() - start) / 1000,
+        );
         await Promise.race([
           probe.whenCompleted(phaseStart + total),
           new Promise((r) => setTimeout(r, 15_000)),
@@ -319,14 +329,14 @@ export const bench: Benchmark = {
         "runs never completed (warm-up + throughput)": warmMissing + missing,
         "runs/s ratio to target 1000": round(runsPerSecond / TARGETS.runsPerSecond, 2),
       };
-      for (const rate of [100, 500]) {
+      for (const rate of RATES) {
         const l = latency[rate] ?? [];
         for (const p of [50, 90, 99])
           figures[`enqueue→assignment p${p} @${rate}/s ms`] = round(percentile(l, p), 2);
         for (const p of [50, 99])
           figures[`EnqueueRun response p${p} @${rate}/s ms`] = round(percentile(rpc[rate] ?? [], p), 2);
       }
-      for (const rate of [100, 500])
+      for (const rate of RATES)
         figures[`s waited for the fleet to idle before @${rate}/s`] = idleWaits[rate] ?? NaN;
       figures["AM group commits (warm-up + throughput)"] = commits.count;
       figures["AM changes per group commit (mean)"] = round(commits.changes / commits.count);
@@ -337,6 +347,9 @@ export const bench: Benchmark = {
       );
       for (const [name, share] of Object.entries(cpuShare))
         figures[`CPU % during throughput: ${name}`] = share;
+      for (const rate of RATES)
+        for (const [name, share] of Object.entries(rateCpu[rate] ?? {}))
+          figures[`CPU % @${rate}/s: ${name}`] = share;
       const admin = createClient(AgentManagerService, {
         address: stack.address("agent-manager"),
         principalSecret: stack.meshSecret,

@@ -349,3 +349,30 @@ describe("DurableConsumer in batch mode", () => {
     await eventually("all 50 seen", () => new Set([...first, ...second]).size === 50, 20_000);
   }, 30_000);
 });
+
+describe("DurableConsumer batch linger", () => {
+  it("gathers messages that trickle in within the linger into one batch, and never holds a full one", async () => {
+    const s = scenario("linger");
+    const batches: string[][] = [];
+    await startConsumer(s, async () => {}, {
+      maxBatch: 3,
+      batchLingerMs: 400,
+      batchHandler: async (msgs) => {
+        batches.push(msgs.map((m) => dec.decode(m.data)));
+      },
+    });
+    const t0 = Date.now();
+    for (const body of ["a", "b", "c"]) {
+      await s.send("Happened", body);
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    await eventually("the full batch", () => batches.length === 1);
+    // Full at the third message: handed over then, not after the 400 ms linger.
+    expect(Date.now() - t0).toBeLessThan(380);
+    expect(batches[0]).toEqual(["a", "b", "c"]);
+    await s.send("Happened", "d");
+    await s.send("Happened", "e");
+    await eventually("the lingering batch", () => batches.length === 2);
+    expect(batches[1]).toEqual(["d", "e"]);
+  });
+});

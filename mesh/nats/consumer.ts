@@ -54,6 +54,12 @@ export interface DurableConsumerOptions {
   batchHandler?: (msgs: ConsumedMessage[]) => Promise<void>;
   /** Largest batch handed to `batchHandler` (default 256). */
   maxBatch?: number;
+  /**
+   * Batch mode: how long a batch that is not full may wait for more messages, counted from its
+   * first one (default 0: start at once). Trades that much latency for far fewer transactions
+   * when events trickle in — each batch has a fixed cost in round trips.
+   */
+  batchLingerMs?: number;
   /** How long stop() waits for in-flight handlers (default 10 s). */
   stopTimeoutMs?: number;
   /** Handler failures, DLQ publish failures and consume-loop errors; the consumer keeps going. */
@@ -124,6 +130,7 @@ export class DurableConsumer {
   readonly #o: Required<Omit<DurableConsumerOptions, "onError" | "prefetch" | "batchHandler">> & {
     prefetch: number;
     batchHandler: DurableConsumerOptions["batchHandler"];
+    batchLingerMs: number;
   };
   readonly #onError: (err: unknown, msg?: ConsumedMessage) => void;
   readonly #clientFilter: readonly string[] | undefined;
@@ -139,6 +146,10 @@ export class DurableConsumer {
   #buffer: JsMsg[] = [];
   #batchRunning = false;
   #flushScheduled = false;
+  /** When the oldest buffered message arrived (performance.now()), for the linger. */
+  #firstBufferedAt = 0;
+  #lingerTimer: NodeJS.Timeout | undefined;
+  #fire: (() => void) | undefined;
 
   constructor(opts: DurableConsumerOptions) {
     if (opts.filterSubjects.length === 0) throw new Error(`consumer ${opts.durable}: no filter subjects`);
@@ -153,6 +164,7 @@ export class DurableConsumer {
       concurrency,
       maxBatch,
       batchHandler: opts.batchHandler,
+      batchLingerMs: Math.max(0, opts.batchLingerMs ?? 0),
       prefetch: opts.prefetch ?? (opts.batchHandler ? maxBatch * 2 : concurrency * 4),
     };
     this.#onError = opts.onError ?? (() => {});
@@ -189,6 +201,7 @@ export class DurableConsumer {
     this.#state = "DRAINING";
     this.#stopping.abort();
     for (const m of this.#buffer.splice(0)) m.nak(HAND_BACK_DELAY_MS);
+    this.#fire?.(); // a lingering batch: nothing left to start, just clear its timer
     if (this.#messages !== undefined) this.#endPulls(this.#messages);
     this.#slotFreed?.();
     const bound = new AbortController();
@@ -323,8 +336,10 @@ export class DurableConsumer {
       m.nak(HAND_BACK_DELAY_MS);
       return;
     }
+    if (this.#buffer.length === 0) this.#firstBufferedAt = performance.now();
     this.#buffer.push(m);
-    this.#scheduleBatch();
+    if (this.#buffer.length >= this.#o.maxBatch && this.#lingerTimer !== undefined) this.#fire?.();
+    else this.#scheduleBatch();
   }
 
   /**
@@ -334,10 +349,14 @@ export class DurableConsumer {
   #scheduleBatch(): void {
     if (this.#batchRunning || this.#flushScheduled || this.#buffer.length === 0) return;
     this.#flushScheduled = true;
-    setImmediate(() => {
+    const fire = () => {
+      if (this.#lingerTimer !== undefined) clearTimeout(this.#lingerTimer);
+      this.#lingerTimer = undefined;
+      this.#fire = undefined;
       this.#flushScheduled = false;
       if (this.#batchRunning || this.#buffer.length === 0 || this.#state !== "RUNNING") return;
       const batch = this.#buffer.splice(0, this.#o.maxBatch);
+      if (this.#buffer.length > 0) this.#firstBufferedAt = performance.now();
       this.#batchRunning = true;
       this.#slotFreed?.();
       const work = this.#processBatch(batch)
@@ -349,7 +368,16 @@ export class DurableConsumer {
           this.#scheduleBatch();
         });
       this.#inFlight.add(work);
-    });
+    };
+    const wait =
+      this.#buffer.length < this.#o.maxBatch
+        ? this.#o.batchLingerMs - (performance.now() - this.#firstBufferedAt)
+        : 0;
+    if (wait > 0) {
+      this.#fire = fire;
+      this.#lingerTimer = setTimeout(fire, wait);
+      this.#lingerTimer.unref();
+    } else setImmediate(fire);
   }
 
   async #processBatch(batch: JsMsg[]): Promise<void> {

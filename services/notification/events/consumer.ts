@@ -83,6 +83,8 @@ export function createEventConsumers(o: EventConsumerOptions): DurableConsumer[]
       dlqSubject: o.subjects.dlq(durable),
       handler,
       batchHandler,
+      // Gathering trickling events for up to 20 ms turns many one-event batches into few.
+      batchLingerMs: 20,
       ackWaitMs: o.ackWaitMs,
       maxDeliver: 10,
       onError: (err, msg) =>
