@@ -219,3 +219,16 @@ describe("outbox", () => {
     await eventually("old rows swept", async () => (await pool.query("SELECT 1 FROM outbox")).rowCount === 1);
   });
 });
+
+describe("outbox relay linger", () => {
+  it("publishes rows committed in quick succession in one batch once woken, each exactly once", async () => {
+    const batches: number[] = [];
+    const r = relay({ lingerMs: 300, pollIntervalMs: 10_000, onBatch: (s) => batches.push(s.published) });
+    r.start();
+    await new Promise((res) => setTimeout(res, 200)); // idle, listening
+    const ids = await stage(4); // four transactions, well within the linger
+    await eventually("published", async () => (await readStream(jsm, subjects.streams.events)).length === 4);
+    await expectExactlyOnce(ids);
+    expect(batches).toEqual([4]);
+  });
+});

@@ -15,6 +15,11 @@ export interface OutboxRelayOptions {
   batchSize?: number;
   /** Poll interval when no NOTIFY arrives, e.g. while the LISTEN connection is down (default 1 s). */
   pollIntervalMs?: number;
+  /**
+   * After an idle relay is woken, wait this long before taking a batch (default 0), so rows
+   * committed in quick succession go out in one transaction instead of one each.
+   */
+  lingerMs?: number;
   /** Wait for each JetStream ack (default 5 s); keep it well under the 2-minute duplicate window. */
   publishTimeoutMs?: number;
   /** Delete published rows older than this; `"forever"` keeps them (default 24 h). */
@@ -80,6 +85,7 @@ export class OutboxRelay {
     this.#o = {
       batchSize: 100,
       pollIntervalMs: 1_000,
+      lingerMs: 0,
       publishTimeoutMs: 5_000,
       retainPublishedMs: 24 * 60 * 60 * 1000,
       cleanupIntervalMs: 60_000,
@@ -156,6 +162,7 @@ export class OutboxRelay {
         continue;
       }
       await this.#sleep(this.#o.pollIntervalMs, true);
+      if (this.#o.lingerMs > 0) await this.#sleep(this.#o.lingerMs, false);
     }
   }
 
