@@ -36,7 +36,10 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 6_000);
 const RATE_SECONDS = Number(process.env.BENCH_RATE_SECONDS ?? 10);
 const IN_FLIGHT = 256;
 /** Fixed rates of the latency phases (BENCH_RATES, e.g. "100"). */
-const RATES = (process.env.BENCH_RATES ?? "100,500").split(",").map(Number).filter((r) => r > 0);
+const RATES = (process.env.BENCH_RATES ?? "100,500")
+  .split(",")
+  .map(Number)
+  .filter((r) => r > 0);
 /** As the Deployments set it (istio/base/deployments/*.yaml); BENCH_NODE_OPTIONS overrides. */
 const NODE_OPTIONS = process.env.BENCH_NODE_OPTIONS ?? "--max-old-space-size=128";
 /** Per-service flags the Deployments add (istio/base/deployments/<name>.yaml). */
