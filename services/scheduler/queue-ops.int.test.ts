@@ -8,7 +8,7 @@ import {
   ScheduleWorkItemRejectedSchema,
   ScheduleWorkItemSchema,
 } from "../../gen/codex/events/v1/scheduler_events_pb.js";
-import { type ScheduledTask, TaskState, WaitReason_Kind } from "../../gen/codex/scheduler/v1/task_pb.js";
+import { TaskState, WaitReason_Kind } from "../../gen/codex/scheduler/v1/task_pb.js";
 import { ApprovalStatus, WorkItemState } from "../../gen/codex/workitem/v1/work_item_pb.js";
 import { Code, ServiceError } from "../../mesh/errors.js";
 import { decodeEnvelope, encodeEnvelope, newEnvelope, unpackPayload } from "../../mesh/events/envelope.js";
@@ -23,14 +23,8 @@ beforeAll(async () => {
 });
 afterAll(async () => s?.cleanup());
 
-const getTask = async (id: string) => (await s.sched().getTask({ taskId: id })).task as ScheduledTask;
-const taskIn = (id: string, state: TaskState, ms = 10_000) =>
-  until(
-    `task ${id} ${TaskState[state]}`,
-    () => getTask(id),
-    (t) => t.state === state,
-    ms,
-  );
+const getTask = (id: string) => s.task(id);
+const taskIn = (id: string, state: TaskState, ms?: number) => s.taskIn(id, state, ms);
 const itemState = async (id: string) => (await s.items().getWorkItem({ workItemId: id })).workItem?.state;
 async function failure(call: Promise<unknown>): Promise<ServiceError> {
   try {

@@ -2,7 +2,6 @@ import { randomUUID } from "node:crypto";
 import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { jetstream } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AgentManagerService } from "../../gen/codex/agentmanager/v1/agentmanager_service_pb.js";
 import { RunState } from "../../gen/codex/agentmanager/v1/run_pb.js";
 import { RunCompletedSchema, RunStartedSchema } from "../../gen/codex/events/v1/agent_events_pb.js";
 import { ActorType } from "../../gen/codex/events/v1/envelope_pb.js";
@@ -12,17 +11,15 @@ import {
   TaskStartedSchema,
   TaskSucceededSchema,
 } from "../../gen/codex/events/v1/scheduler_events_pb.js";
-import { ProjectService } from "../../gen/codex/project/v1/project_service_pb.js";
 import { RetryPolicy_Jitter, type ScheduledTask, TaskState } from "../../gen/codex/scheduler/v1/task_pb.js";
 import { WorkItemState } from "../../gen/codex/workitem/v1/work_item_pb.js";
-import { WorkItemService } from "../../gen/codex/workitem/v1/workitem_service_pb.js";
 import { decodeEnvelope, encodeEnvelope, newEnvelope, unpackPayload } from "../../mesh/events/envelope.js";
 import type { ConsumedMessage } from "../../mesh/nats/consumer.js";
 import { publish } from "../../mesh/nats/publisher.js";
 import { readStream } from "../../mesh/nats/testing.js";
 import type { Core } from "./core.js";
 import { onRunCompletedBatch, onRunStartedBatch } from "./events/run-events.js";
-import { QueueIndex } from "./queue/redis-index.js";
+import { schedulerCore } from "./service.js";
 import { type Stack, startStack, until } from "./test-stack.js";
 
 let s: Stack;
@@ -31,14 +28,8 @@ beforeAll(async () => {
 });
 afterAll(async () => s?.cleanup());
 
-const getTask = async (id: string) => (await s.sched().getTask({ taskId: id })).task as ScheduledTask;
-const taskIn = (id: string, state: TaskState, ms = 10_000) =>
-  until(
-    `task ${id} ${TaskState[state]}`,
-    () => getTask(id),
-    (t) => t.state === state,
-    ms,
-  );
+const getTask = (id: string) => s.task(id);
+const taskIn = (id: string, state: TaskState, ms?: number) => s.taskIn(id, state, ms);
 const itemIn = (id: string, state: WorkItemState) =>
   until(
     `work item ${id} ${WorkItemState[state]}`,
@@ -48,33 +39,7 @@ const itemIn = (id: string, state: WorkItemState) =>
 
 /** The scheduler replica's own parts, so a batch can be handed to the handler directly. */
 function coreOf(): Core {
-  const host = s.schedulers[0]!.running.host;
-  const c = host.config;
-  const addr = (a: string) => a.split(",");
-  return {
-    pool: host.pool,
-    subjects: host.nats.subjects,
-    logger: host.logger,
-    index: new QueueIndex(
-      host.redis,
-      c.REDIS_KEY_PREFIX || `${c.NATS_SUBJECT_PREFIX}:scheduler:`,
-      c.QUEUE_SHARDS,
-    ),
-    downstream: {
-      project: host.client(ProjectService, addr(c.PROJECT_ADDR)),
-      workItems: host.client(WorkItemService, addr(c.WORKITEM_ADDR)),
-      agents: host.client(AgentManagerService, addr(c.AGENT_MANAGER_ADDR)),
-    },
-    settings: {
-      dispatchBatch: c.DISPATCH_BATCH,
-      dispatchConcurrency: c.DISPATCH_CONCURRENCY,
-      dispatchLeaseMs: c.DISPATCH_LEASE,
-      reconcileIntervalMs: c.RECONCILE_INTERVAL,
-      idlePollMs: c.IDLE_POLL,
-      downstreamTimeoutMs: c.DOWNSTREAM_TIMEOUT,
-    },
-    wake: { promoter() {}, effects() {}, reconcile() {} },
-  };
+  return schedulerCore(s.schedulers[0]!.running.host, { promoter() {}, effects() {}, reconcile() {} });
 }
 
 let seq = 0;

@@ -32,14 +32,8 @@ async function schedule(workItemId: string, options: Record<string, unknown> = {
   if (!task) throw new Error("no task");
   return task;
 }
-const getTask = async (id: string) => (await s.sched().getTask({ taskId: id })).task as ScheduledTask;
-const taskIn = (id: string, state: TaskState, ms = 10_000) =>
-  until(
-    `task ${id} ${TaskState[state]}`,
-    () => getTask(id),
-    (t) => t.state === state,
-    ms,
-  );
+const getTask = (id: string) => s.task(id);
+const taskIn = (id: string, state: TaskState, ms?: number) => s.taskIn(id, state, ms);
 const itemIn = (id: string, state: WorkItemState, ms = 10_000) =>
   until(
     `work item ${id} ${WorkItemState[state]}`,

@@ -2,7 +2,7 @@ import { AgentManagerService } from "../../gen/codex/agentmanager/v1/agentmanage
 import { ProjectService } from "../../gen/codex/project/v1/project_service_pb.js";
 import { SchedulerService } from "../../gen/codex/scheduler/v1/scheduler_service_pb.js";
 import { WorkItemService } from "../../gen/codex/workitem/v1/workitem_service_pb.js";
-import type { ServiceDefinition } from "../../mesh/service-host.js";
+import type { Host, ServiceDefinition } from "../../mesh/service-host.js";
 import { type SchedulerConfigSpec, schedulerConfigSpec } from "./config.js";
 import type { Core } from "./core.js";
 import { Dispatcher } from "./dispatch/dispatcher.js";
@@ -24,6 +24,36 @@ const split = (addresses: string) =>
     .split(",")
     .map((a) => a.trim())
     .filter((a) => a !== "");
+
+/** The scheduler's shared state on a host: pools, index, downstream clients, settings, wake-ups. */
+export function schedulerCore(host: Host<SchedulerConfigSpec>, wake: Core["wake"]): Core {
+  const c = host.config;
+  const clientOpts = { defaultTimeoutMs: c.DOWNSTREAM_TIMEOUT };
+  return {
+    pool: host.pool,
+    subjects: host.nats.subjects,
+    logger: host.logger,
+    index: new QueueIndex(
+      host.redis,
+      c.REDIS_KEY_PREFIX || `${c.NATS_SUBJECT_PREFIX}:scheduler:`,
+      c.QUEUE_SHARDS,
+    ),
+    downstream: {
+      project: host.client(ProjectService, split(c.PROJECT_ADDR), clientOpts),
+      workItems: host.client(WorkItemService, split(c.WORKITEM_ADDR), clientOpts),
+      agents: host.client(AgentManagerService, split(c.AGENT_MANAGER_ADDR), clientOpts),
+    },
+    settings: {
+      dispatchBatch: c.DISPATCH_BATCH,
+      dispatchConcurrency: c.DISPATCH_CONCURRENCY,
+      dispatchLeaseMs: c.DISPATCH_LEASE,
+      reconcileIntervalMs: c.RECONCILE_INTERVAL,
+      idlePollMs: c.IDLE_POLL,
+      downstreamTimeoutMs: c.DOWNSTREAM_TIMEOUT,
+    },
+    wake,
+  };
+}
 
 /** Options of the scheduler's definition; production uses none. */
 export interface SchedulerServiceOptions {
@@ -52,40 +82,16 @@ export function createSchedulerService(
     redis: true,
     setup(host) {
       const c = host.config;
-      const clientOpts = { defaultTimeoutMs: c.DOWNSTREAM_TIMEOUT };
       const loops: Record<"reconcile" | "promoter" | "effects", WakeableLoop | undefined> = {
         reconcile: undefined,
         promoter: undefined,
         effects: undefined,
       };
-      const core: Core = {
-        pool: host.pool,
-        subjects: host.nats.subjects,
-        logger: host.logger,
-        index: new QueueIndex(
-          host.redis,
-          c.REDIS_KEY_PREFIX || `${c.NATS_SUBJECT_PREFIX}:scheduler:`,
-          c.QUEUE_SHARDS,
-        ),
-        downstream: {
-          project: host.client(ProjectService, split(c.PROJECT_ADDR), clientOpts),
-          workItems: host.client(WorkItemService, split(c.WORKITEM_ADDR), clientOpts),
-          agents: host.client(AgentManagerService, split(c.AGENT_MANAGER_ADDR), clientOpts),
-        },
-        settings: {
-          dispatchBatch: c.DISPATCH_BATCH,
-          dispatchConcurrency: c.DISPATCH_CONCURRENCY,
-          dispatchLeaseMs: c.DISPATCH_LEASE,
-          reconcileIntervalMs: c.RECONCILE_INTERVAL,
-          idlePollMs: c.IDLE_POLL,
-          downstreamTimeoutMs: c.DOWNSTREAM_TIMEOUT,
-        },
-        wake: {
-          promoter: () => loops.promoter?.wake(),
-          effects: () => loops.effects?.wake(),
-          reconcile: () => loops.reconcile?.wake(),
-        },
-      };
+      const core = schedulerCore(host, {
+        promoter: () => loops.promoter?.wake(),
+        effects: () => loops.effects?.wake(),
+        reconcile: () => loops.reconcile?.wake(),
+      });
       loops.reconcile = new WakeableLoop(
         "index-reconciler",
         host.logger,

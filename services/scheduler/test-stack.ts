@@ -8,6 +8,7 @@ import { jetstream } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { ProjectService } from "../../gen/codex/project/v1/project_service_pb.js";
 import { SchedulerService } from "../../gen/codex/scheduler/v1/scheduler_service_pb.js";
+import { type ScheduledTask, TaskState } from "../../gen/codex/scheduler/v1/task_pb.js";
 import { WorkItemKind } from "../../gen/codex/workitem/v1/work_item_pb.js";
 import { WorkItemService } from "../../gen/codex/workitem/v1/workitem_service_pb.js";
 import type { Principal } from "../../mesh/context.js";
@@ -61,6 +62,10 @@ export interface Stack {
   ): Promise<string>;
   /** Creates another project (owned by alice) with the given quota. */
   newProject(quota: { maxConcurrentRuns?: number; runsPerDay?: number }): Promise<string>;
+  /** The task as replica 0 reports it now. */
+  task(id: string): Promise<ScheduledTask>;
+  /** Waits until the task is in `state`, and returns it. */
+  taskIn(id: string, state: TaskState, ms?: number): Promise<ScheduledTask>;
   cleanup(): Promise<void>;
 }
 
@@ -188,6 +193,17 @@ export async function startStack(
         .projects()
         .setQuota({ projectId: id, quota: { runsPerDay: 0, maxConcurrentRuns: 0, ...quota } });
       return id;
+    },
+    async task(id) {
+      return (await stack.sched().getTask({ taskId: id })).task as ScheduledTask;
+    },
+    taskIn(id, state, ms = 10_000) {
+      return until(
+        `task ${id} ${TaskState[state]}`,
+        () => stack.task(id),
+        (t) => t.state === state,
+        ms,
+      );
     },
     async cleanup() {
       for (const c of clients) c.close();
