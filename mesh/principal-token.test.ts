@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import type { Principal } from "./context.js";
 import { PrincipalSigner, PrincipalVerifier, signPrincipal, verifyPrincipal } from "./principal-token.js";
 
 const alice = { type: "user" as const, id: "alice" };
@@ -48,14 +49,50 @@ describe("PrincipalVerifier", () => {
   });
 });
 
+const SECRET = "s".repeat(32);
+const member: Principal = { type: "user", id: "alice", projectRoles: { p1: "viewer" } };
+
+function expiryOf(token: string): number {
+  const body = token.slice(0, token.indexOf("."));
+  return (JSON.parse(Buffer.from(body, "base64url").toString("utf8")) as { exp: number }).exp;
+}
+
 describe("PrincipalSigner", () => {
-  it("reuses a token for the first half of its lifetime, then signs a fresh one", () => {
-    const s = new PrincipalSigner("s3cret");
-    const first = s.sign(alice, 1_000, 0);
-    expect(s.sign(alice, 1_000, 499)).toBe(first);
-    const later = s.sign(alice, 1_000, 500);
-    expect(later).not.toBe(first);
-    expect(verifyPrincipal(later, "s3cret", 1_400)).toEqual(alice);
-    expect(s.sign({ ...alice }, 1_000, 10)).not.toBe(s.sign(alice, 1_000, 10)); // per principal object
+  it("reuses a token for the same principal while it has at least half its lifetime left", () => {
+    let now = 1_000_000;
+    const signer = new PrincipalSigner({ secret: SECRET, ttlMs: 60_000, now: () => now });
+    const first = signer.sign(member);
+    expect(verifyPrincipal(first, SECRET, now)).toEqual(member);
+    now += 29_999;
+    expect(signer.sign({ ...member, projectRoles: { p1: "viewer" } })).toBe(first);
+    now += 1;
+    const second = signer.sign(member);
+    expect(second).not.toBe(first);
+    expect(expiryOf(second)).toBe(now + 60_000);
+    expect(verifyPrincipal(second, SECRET, now)).toEqual(member);
+  });
+
+  it("never sends a token with less than half its lifetime left", () => {
+    let now = 5_000;
+    const signer = new PrincipalSigner({ secret: SECRET, ttlMs: 10_000, now: () => now });
+    for (let i = 0; i < 100; i++) {
+      now += 137;
+      expect(expiryOf(signer.sign(member)) - now).toBeGreaterThan(5_000);
+    }
+  });
+
+  it("signs afresh when anything in the principal changes", () => {
+    const signer = new PrincipalSigner({ secret: SECRET, ttlMs: 60_000 });
+    const viewer = signer.sign(member);
+    const maintainer = signer.sign({ ...member, projectRoles: { p1: "maintainer" } });
+    expect(maintainer).not.toBe(viewer);
+    expect(verifyPrincipal(maintainer, SECRET)?.projectRoles).toEqual({ p1: "maintainer" });
+    expect(verifyPrincipal(signer.sign({ ...member, id: "bob" }), SECRET)?.id).toBe("bob");
+  });
+
+  it("remembers a bounded number of principals", () => {
+    const signer = new PrincipalSigner({ secret: SECRET, ttlMs: 60_000, maxEntries: 10 });
+    for (let i = 0; i < 50; i++) signer.sign({ type: "user", id: `u${i}` });
+    expect(signer.size).toBe(10);
   });
 });

@@ -20,31 +20,58 @@ export function signPrincipal(
   return `${body}.${mac(body, secret)}`;
 }
 
+/** Options of {@link PrincipalSigner}. */
+export interface PrincipalSignerOptions {
+  readonly secret: string;
+  /** Lifetime of a token when signed. */
+  readonly ttlMs: number;
+  /** Distinct principals remembered (least recently used dropped first). */
+  readonly maxEntries?: number;
+  readonly now?: () => number;
+}
+
+interface Signed {
+  readonly token: string;
+  /** After this instant the token is signed again. */
+  readonly renewAt: number;
+}
+
 /**
- * Signs principal tokens, reusing a token for the first half of its lifetime.
+ * Signs principals, reusing a token for the same principal while it still has at least half
+ * of its lifetime left. Used by the gateway for the principals it forwards and by mesh clients.
  *
- * Why: a service calling others on behalf of the same principal (its own service principal, or
- * the caller of the request it is serving) would otherwise sign on every call; reusing the token
- * also lets the callee's {@link PrincipalVerifier} answer from memory. Every token still has at
- * least half its lifetime left when sent. Keyed by the principal object (a WeakMap: nothing is
- * kept alive by it).
+ * Why: a client makes many calls as one principal, and signing (JSON, base64url, HMAC-SHA256)
+ * was the largest share of the gateway's own work per call; reusing the token also lets the
+ * callee's {@link PrincipalVerifier} answer from memory. The cache is keyed by the principal's
+ * whole JSON, so a principal that changes in any member (a role, its memberships, a truncation
+ * flag) is signed afresh at once: nothing a service trusts can be stale. A reused token is never
+ * sent with less than `ttlMs / 2` left, so its lifetime as a service sees it is between half and
+ * all of `ttlMs` — never longer than before.
  */
 export class PrincipalSigner {
-  readonly #tokens = new WeakMap<Principal, Map<number, { token: string; reuseUntil: number }>>();
+  private readonly cache = new Map<string, Signed>();
+  private readonly maxEntries: number;
 
-  constructor(private readonly secret: string) {}
+  constructor(private readonly opts: PrincipalSignerOptions) {
+    this.maxEntries = opts.maxEntries ?? 1_000;
+  }
 
-  sign(principal: Principal, ttlMs: number, now = Date.now()): string {
-    let byTtl = this.#tokens.get(principal);
-    const hit = byTtl?.get(ttlMs);
-    if (hit && hit.reuseUntil > now) return hit.token;
-    const token = signPrincipal(principal, this.secret, ttlMs, now);
-    if (!byTtl) {
-      byTtl = new Map();
-      this.#tokens.set(principal, byTtl);
-    }
-    byTtl.set(ttlMs, { token, reuseUntil: now + ttlMs / 2 });
+  sign(principal: Principal): string {
+    const key = JSON.stringify(principal);
+    const now = this.opts.now ? this.opts.now() : Date.now();
+    const hit = this.cache.get(key);
+    if (hit && hit.renewAt > now) return hit.token;
+    const token = signPrincipal(principal, this.opts.secret, this.opts.ttlMs, now);
+    // Re-inserting moves the key to the end: Map order is then least recently signed first.
+    this.cache.delete(key);
+    this.cache.set(key, { token, renewAt: now + Math.floor(this.opts.ttlMs / 2) });
+    if (this.cache.size > this.maxEntries) this.cache.delete(this.cache.keys().next().value as string);
     return token;
+  }
+
+  /** Principals remembered (tests). */
+  get size(): number {
+    return this.cache.size;
   }
 }
 

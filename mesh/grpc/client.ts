@@ -167,13 +167,14 @@ function guardWithBreaker(
     });
 }
 
-/** One signer per mesh secret (there is one in production; tests have a few). */
+/** One signer per mesh secret and token lifetime (one secret in production; tests have a few). */
 const signers = new Map<string, PrincipalSigner>();
-function signerFor(secret: string): PrincipalSigner {
-  let signer = signers.get(secret);
+function signerFor(secret: string, ttlMs: number): PrincipalSigner {
+  const key = `${ttlMs}:${secret}`;
+  let signer = signers.get(key);
   if (!signer) {
-    signer = new PrincipalSigner(secret);
-    signers.set(secret, signer);
+    signer = new PrincipalSigner({ secret, ttlMs });
+    signers.set(key, signer);
   }
   return signer;
 }
@@ -189,7 +190,7 @@ function metadataFor(opts: ClientOptions, callOpts: CallOptions | undefined, str
   const principal = ctx?.principal ?? opts.defaultPrincipal;
   if (principal && opts.principalSecret) {
     // Long-lived streams outlive a short token; the callee checks it once, at call start.
-    md.set(PRINCIPAL_HEADER, signerFor(opts.principalSecret).sign(principal, streaming ? 60_000 : 30_000));
+    md.set(PRINCIPAL_HEADER, signerFor(opts.principalSecret, streaming ? 60_000 : 30_000).sign(principal));
   }
   for (const [k, v] of Object.entries(callOpts?.headers ?? {})) md.set(k, v);
   return md;

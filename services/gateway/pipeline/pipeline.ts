@@ -3,10 +3,9 @@ import type { Message } from "@bufbuild/protobuf";
 import { ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import type { Principal } from "../../../mesh/context.js";
 import { Code, resourceExhausted, ServiceError } from "../../../mesh/errors.js";
-import { PRINCIPAL_HEADER } from "../../../mesh/principal-token.js";
+import { PRINCIPAL_HEADER, PrincipalSigner } from "../../../mesh/principal-token.js";
 import { extractContext, injectContext, tracer } from "../../../mesh/tracing.js";
 import type { PublicMethod } from "../routes/route-table.js";
-import { PrincipalSigner } from "./principal-signer.js";
 import type { Credentials, GatewaySecurity, RateLimitDecision } from "./types.js";
 
 /** The request ids we accept from clients; anything else is replaced by a generated one. */
