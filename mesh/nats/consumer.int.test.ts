@@ -376,3 +376,30 @@ describe("DurableConsumer batch linger", () => {
     expect(batches[1]).toEqual(["d", "e"]);
   });
 });
+
+describe("DurableConsumer batch with messages handed back", () => {
+  it("acks what the batch handled and passes only the handed-back messages to the per-message handler", async () => {
+    const s = scenario("handback");
+    for (const body of ["ok1", "poison", "ok2"]) await s.send("Happened", body);
+    const batched: string[] = [];
+    const single: string[] = [];
+    const c = await startConsumer(
+      s,
+      async (m) => {
+        single.push(dec.decode(m.data));
+        throw new PermanentError("cannot handle poison");
+      },
+      {
+        batchHandler: async (msgs) => {
+          const good = msgs.filter((m) => dec.decode(m.data) !== "poison");
+          batched.push(...good.map((m) => dec.decode(m.data)));
+          return msgs.filter((m) => !good.includes(m));
+        },
+      },
+    );
+    await eventually("poison dead-lettered", async () => (await deadLetters(s.durable)).length === 1);
+    await eventually("lag 0", async () => (await c.pending()) === 0);
+    expect(batched).toEqual(["ok1", "ok2"]);
+    expect(single).toEqual(["poison"]);
+  });
+});

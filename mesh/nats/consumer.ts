@@ -46,12 +46,14 @@ export interface DurableConsumerOptions {
   prefetch?: number;
   /**
    * Batch mode: handles many messages at once (one transaction for all, say); resolving acks
-   * them all. Throwing falls back to `handler` for each message of the batch, one at a time, so
-   * retries, backoff and dead-lettering stay per message. Batches run one at a time in delivery
-   * order; each holds what arrived while the previous one ran, up to `maxBatch`. `concurrency`
-   * is ignored. Handlers must be idempotent (the fallback may repeat what a failed batch did).
+   * them all, except those it resolves with: messages it could not handle (an undecodable one,
+   * say), handed to `handler` one at a time. Throwing hands every message of the batch to
+   * `handler`. Either way retries, backoff and dead-lettering stay per message. Batches run one
+   * at a time in delivery order; each holds what arrived while the previous one ran, up to
+   * `maxBatch`. `concurrency` is ignored. Handlers must be idempotent (the fallback may repeat
+   * what a failed batch did).
    */
-  batchHandler?: (msgs: ConsumedMessage[]) => Promise<void>;
+  batchHandler?: (msgs: ConsumedMessage[]) => Promise<void> | Promise<readonly ConsumedMessage[]>;
   /** Largest batch handed to `batchHandler` (default 256). */
   maxBatch?: number;
   /**
@@ -356,7 +358,6 @@ export class DurableConsumer {
       this.#flushScheduled = false;
       if (this.#batchRunning || this.#buffer.length === 0 || this.#state !== "RUNNING") return;
       const batch = this.#buffer.splice(0, this.#o.maxBatch);
-      if (this.#buffer.length > 0) this.#firstBufferedAt = performance.now();
       this.#batchRunning = true;
       this.#slotFreed?.();
       const work = this.#processBatch(batch)
@@ -381,15 +382,18 @@ export class DurableConsumer {
   }
 
   async #processBatch(batch: JsMsg[]): Promise<void> {
+    const consumed = batch.map(toConsumedMessage);
+    let unhandled: ReadonlySet<ConsumedMessage>;
     try {
-      await this.#o.batchHandler!(batch.map(toConsumedMessage));
+      unhandled = new Set((await this.#o.batchHandler!(consumed)) ?? []);
     } catch (err) {
       this.#onError(err);
-      // One at a time, so each message gets its own retry, backoff or dead letter.
-      for (const m of batch) await this.#process(m);
-      return;
+      unhandled = new Set(consumed);
     }
-    for (const m of batch) m.ack(); // one socket write: nats.js flushes once per microtask turn
+    // Acks first, in one socket write (nats.js flushes once per microtask turn); then the rest
+    // one at a time, so each gets its own retry, backoff or dead letter.
+    for (const [i, m] of batch.entries()) if (!unhandled.has(consumed[i]!)) m.ack();
+    for (const [i, m] of batch.entries()) if (unhandled.has(consumed[i]!)) await this.#process(m);
   }
 
   async #process(m: JsMsg): Promise<void> {

@@ -26,15 +26,6 @@ export interface AuditConsumerOptions {
 export const DURABLES = { events: "audit", system: "audit-system" } as const;
 
 /**
- * Thrown by a batch holding an event that can never be recorded, after the others were: the
- * consumer then hands each message of the batch to the per-message handler, which acks those
- * already recorded and dead-letters the bad one.
- */
-class UnrecordableInBatch extends Error {
-  override readonly name = "UnrecordableInBatch";
-}
-
-/**
  * Feeds every domain event (`<prefix>.events.>`) and system event (`<prefix>.system.>`) into the
  * trail. Two durable consumers, because the streams differ and NATS 2.9 allows one filter
  * subject per consumer; both append through the same chain lock, so the trail stays one
@@ -49,10 +40,9 @@ class UnrecordableInBatch extends Error {
  * exactly-once records: a redelivery, a duplicate publish that escaped JetStream's dedupe
  * window, or a restart between append and ack all find the event already recorded and ack it.
  * An undecodable message can never succeed and is dead-lettered at once: its batch records the
- * others, then throws, and the per-message fallback acks those (remembered by stream sequence,
- * without another query) and dead-letters it. Every other failure (database down) fails the
- * batch; the fallback retries each event with backoff up to `maxDeliver` times, kept high on
- * purpose.
+ * others and hands it back to the consumer, whose per-message path dead-letters it. Every other
+ * failure (database down) fails the batch; the per-message path then retries each event with
+ * backoff up to `maxDeliver` times, kept high on purpose.
  */
 export class AuditConsumer {
   readonly #consumers: DurableConsumer[];
@@ -61,34 +51,28 @@ export class AuditConsumer {
   constructor(opts: AuditConsumerOptions) {
     this.#o = opts;
     const { subjects } = opts;
-    this.#consumers = (["events", "system"] as const).map((kind) => {
-      /** Stream sequences this consumer's last batch recorded before it threw. */
-      const recorded = new Set<number>();
-      return new DurableConsumer({
-        nc: opts.nc,
-        stream: subjects.streams[kind],
-        durable: DURABLES[kind],
-        filterSubjects: [subjects.filters[kind]],
-        dlqSubject: subjects.dlq(DURABLES[kind]),
-        batchHandler: (msgs) => this.#handleBatch(msgs, recorded),
-        // A batch costs four round trips whatever its size; when events trickle in, waiting up
-        // to 50 ms to gather them costs the trail nothing that matters and saves most of those.
-        batchLingerMs: 50,
-        handler: async (msg) => {
-          if (!recorded.delete(msg.seq)) await this.#handle(msg);
-        },
-        maxDeliver: opts.maxDeliver,
-        ackWaitMs: opts.ackWaitMs,
-        onError: (err, msg) => {
-          if (err instanceof UnrecordableInBatch) opts.logger.info({ err }, `audit consumer: ${err.message}`);
-          else
+    this.#consumers = (["events", "system"] as const).map(
+      (kind) =>
+        new DurableConsumer({
+          nc: opts.nc,
+          stream: subjects.streams[kind],
+          durable: DURABLES[kind],
+          filterSubjects: [subjects.filters[kind]],
+          dlqSubject: subjects.dlq(DURABLES[kind]),
+          batchHandler: (msgs) => this.#handleBatch(msgs),
+          // A batch costs four round trips whatever its size; when events trickle in, waiting up
+          // to 50 ms to gather them costs the trail nothing that matters and saves most of those.
+          batchLingerMs: 50,
+          handler: (msg) => this.#handle(msg),
+          maxDeliver: opts.maxDeliver,
+          ackWaitMs: opts.ackWaitMs,
+          onError: (err, msg) =>
             opts.logger.warn(
               { err, subject: msg?.subject, seq: msg?.seq },
               "audit consumer: event not recorded",
-            );
-        },
-      });
-    });
+            ),
+        }),
+    );
   }
 
   async start(): Promise<void> {
@@ -105,33 +89,30 @@ export class AuditConsumer {
     return counts.reduce((a, b) => a + b, 0);
   }
 
-  /** Appends the decodable events of a batch in one transaction; see the class comment. */
-  async #handleBatch(msgs: ConsumedMessage[], recorded: Set<number>): Promise<void> {
-    recorded.clear(); // the previous batch's fallback has run
+  /**
+   * Appends the decodable events of a batch in one transaction; returns the others, for the
+   * consumer's per-message path to dead-letter with their reason.
+   */
+  async #handleBatch(msgs: ConsumedMessage[]): Promise<ConsumedMessage[]> {
     const drafts: AuditRecord[] = [];
     const good: ConsumedMessage[] = [];
+    const bad: ConsumedMessage[] = [];
     for (const msg of msgs) {
       try {
         drafts.push(draftOf(msg));
         good.push(msg);
       } catch {
-        // dead-lettered by the per-message fallback, with the reason
+        bad.push(msg);
       }
     }
     const results = await appendRecords(this.#o.pool, drafts);
     for (const [i, result] of results.entries()) {
       this.#appended(result, good[i] as ConsumedMessage, drafts[i] as AuditRecord);
     }
-    if (good.length < msgs.length) {
-      for (const msg of good) recorded.add(msg.seq);
-      throw new UnrecordableInBatch(
-        `${msgs.length - good.length} of ${msgs.length} events in a batch cannot be recorded; ` +
-          `recorded the others, dead-lettering those`,
-      );
-    }
+    return bad;
   }
 
-  /** The per-message path: the fallback for a failed batch. */
+  /** The per-message path: a failed batch's events, and those a batch could not record. */
   async #handle(msg: ConsumedMessage): Promise<void> {
     const draft = draftOf(msg);
     this.#appended(await appendRecord(this.#o.pool, draft), msg, draft);

@@ -39,11 +39,8 @@ export function planEvent(
     env.type === NOTIFICATION_DEAD_LETTERED && plain.length > 0
       ? String(payloadJson()?.subscription_id ?? "")
       : undefined;
-  const deliverTo: string[] = [];
-  for (const sub of plain) {
-    const event = { type: env.type, projectId: env.projectId, deadLetteredSubscriptionId: deadLettered };
-    if (subscriptionMatches(sub, event)) deliverTo.push(sub.id);
-  }
+  const event = { type: env.type, projectId: env.projectId, deadLetteredSubscriptionId: deadLettered };
+  const deliverTo = plain.filter((sub) => subscriptionMatches(sub, event)).map((sub) => sub.id);
   const occurrences: PlannedOccurrence[] = [];
   for (const sub of alerts) {
     const rule = sub.alertRule;

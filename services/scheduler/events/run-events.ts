@@ -160,9 +160,8 @@ async function completedInOneTransaction(core: Core, events: { report: RunReport
 
 /**
  * A batch of RunStarted in one transaction (or a few, as above): the tasks locked with one
- * query, then each event
- * does what {@link applyRunStarted} does, in delivery order (a repeated start finds the task
- * RUNNING already and changes nothing).
+ * query, then each event does what {@link applyRunStarted} does, in delivery order (a repeated
+ * start finds the task RUNNING already and changes nothing).
  */
 export async function onRunStartedBatch(core: Core, msgs: ConsumedMessage[]): Promise<void> {
   const all = msgs.map(runStart).filter((r) => r !== undefined);
