@@ -1,7 +1,7 @@
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type pg from "pg";
-import { ActorType } from "../../gen/codex/events/v1/envelope_pb.js";
+import { ActorType, type EventEnvelope } from "../../gen/codex/events/v1/envelope_pb.js";
 import { currentContext, type Principal } from "../../mesh/context.js";
 import { encodeEnvelope, newEnvelope, stageEvent } from "../../mesh/events/envelope.js";
 import type { Subjects } from "../../mesh/nats/subjects.js";
@@ -44,19 +44,7 @@ export class Events {
     actor: Principal,
     e: EventInit<Desc>,
   ): Promise<void> {
-    const ctx = currentContext();
-    const envelope = newEnvelope({
-      schema: e.schema,
-      payload: e.payload,
-      aggregateType: e.aggregateType,
-      aggregateId: e.aggregateId,
-      aggregateVersion: e.aggregateVersion,
-      projectId: e.projectId,
-      actor: { type: ACTOR_TYPES[actor.type], id: actor.id, displayName: actor.displayName ?? "" },
-      source: SOURCE,
-      ...(ctx ? { correlationId: ctx.correlationId } : {}),
-    });
-    envelope.occurredAt = timestampFromDate(e.at);
+    const envelope = envelopeOf(actor, e);
     await stageEvent(db, this.subjects, envelope);
   }
 
@@ -67,19 +55,7 @@ export class Events {
     service: string,
     e: EventInit<Desc>,
   ): Promise<void> {
-    const ctx = currentContext();
-    const envelope = newEnvelope({
-      schema: e.schema,
-      payload: e.payload,
-      aggregateType: e.aggregateType,
-      aggregateId: e.aggregateId,
-      aggregateVersion: e.aggregateVersion,
-      projectId: e.projectId,
-      actor: { type: ACTOR_TYPES[actor.type], id: actor.id, displayName: actor.displayName ?? "" },
-      source: SOURCE,
-      ...(ctx ? { correlationId: ctx.correlationId } : {}),
-    });
-    envelope.occurredAt = timestampFromDate(e.at);
+    const envelope = envelopeOf(actor, e);
     const name = e.schema.typeName.slice(e.schema.typeName.lastIndexOf(".") + 1);
     await enqueueOutbox(db, {
       id: envelope.id,
@@ -92,3 +68,21 @@ export class Events {
 
 /** The principal the service acts as in background work (expiry sweeps). */
 export const SYSTEM_ACTOR: Principal = { type: "service", id: SOURCE };
+
+/** The envelope of an event or command: the acting principal, this request's correlation, `e.at`. */
+function envelopeOf<Desc extends DescMessage>(actor: Principal, e: EventInit<Desc>): EventEnvelope {
+  const ctx = currentContext();
+  const envelope = newEnvelope({
+    schema: e.schema,
+    payload: e.payload,
+    aggregateType: e.aggregateType,
+    aggregateId: e.aggregateId,
+    aggregateVersion: e.aggregateVersion,
+    projectId: e.projectId,
+    actor: { type: ACTOR_TYPES[actor.type], id: actor.id, displayName: actor.displayName ?? "" },
+    source: SOURCE,
+    ...(ctx ? { correlationId: ctx.correlationId } : {}),
+  });
+  envelope.occurredAt = timestampFromDate(e.at);
+  return envelope;
+}
