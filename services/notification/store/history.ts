@@ -31,6 +31,11 @@ export interface AttemptRow {
   test: boolean;
 }
 
+/** The column value of each enum value: the inverse of a column -> enum table. */
+function invert<K extends string>(table: Record<K, number>): Record<number, K> {
+  return Object.fromEntries(Object.entries(table).map(([k, v]) => [v, k])) as Record<number, K>;
+}
+
 const OUTCOME = {
   pending: DeliveryOutcome.PENDING,
   succeeded: DeliveryOutcome.SUCCEEDED,
@@ -38,12 +43,7 @@ const OUTCOME = {
   dead_lettered: DeliveryOutcome.DEAD_LETTERED,
 } as const;
 
-export const OUTCOME_NAME: Record<number, AttemptRow["outcome"]> = {
-  [DeliveryOutcome.PENDING]: "pending",
-  [DeliveryOutcome.SUCCEEDED]: "succeeded",
-  [DeliveryOutcome.FAILED]: "failed",
-  [DeliveryOutcome.DEAD_LETTERED]: "dead_lettered",
-};
+export const OUTCOME_NAME = invert(OUTCOME);
 
 export function attemptToProto(r: AttemptRow): Delivery {
   return create(DeliverySchema, {
@@ -181,11 +181,7 @@ const DL_STATE = {
   resolved: DeadLetterState.RESOLVED,
 } as const;
 
-export const DL_STATE_NAME: Record<number, DeadLetterRow["state"]> = {
-  [DeadLetterState.OPEN]: "open",
-  [DeadLetterState.REDELIVERING]: "redelivering",
-  [DeadLetterState.RESOLVED]: "resolved",
-};
+export const DL_STATE_NAME = invert(DL_STATE);
 
 export function deadLetterToProto(r: DeadLetterRow): DeadLetter {
   return create(DeadLetterSchema, {
