@@ -7,6 +7,7 @@ export interface AmMetrics {
   batchSeconds: Histogram;
   connected: Gauge;
   pending: Gauge;
+  claims: Counter<"outcome">;
 }
 
 export function createAmMetrics(registry: Registry): AmMetrics {
@@ -37,6 +38,12 @@ export function createAmMetrics(registry: Registry): AmMetrics {
     pending: new Gauge({
       name: "agent_manager_pending_runs",
       help: "PENDING runs in this replica's dispatch queue.",
+      registers,
+    }),
+    claims: new Counter({
+      name: "agent_manager_claims_total",
+      help: "Claims of a queued run for an agent: taken, or missed (the run was no longer PENDING, or not yet inserted).",
+      labelNames: ["outcome"],
       registers,
     }),
   };

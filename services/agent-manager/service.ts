@@ -111,6 +111,7 @@ export const agentManagerService: ServiceDefinition<typeof agentManagerConfigSpe
       leases,
       leaseTtlMs: settings.leaseTtlMs,
       logger,
+      onClaimed: (taken) => metrics.claims.inc({ outcome: taken ? "taken" : "missed" }),
       onUndelivered: (row) => {
         committer
           .submit(

@@ -37,6 +37,8 @@ export interface DispatcherOptions {
   onTaken?: (runId: string) => void;
   /** A run was leased to an agent whose stream closed before it could be pushed: hand it back. */
   onUndelivered?: (row: RunRow) => void;
+  /** A claim settled: it took the run, or found it no longer (or not yet) PENDING. */
+  onClaimed?: (taken: boolean) => void;
 }
 
 export class Dispatcher {
@@ -49,6 +51,8 @@ export class Dispatcher {
    * is applied when it settles empty-handed, or dropped when the claim took the run.
    */
   readonly #deferred = new Map<string, PendingNotice>();
+  /** Runs offered before their insert: whether the offer's claim took them (see enqueued). */
+  readonly #offers = new Map<string, "open" | "taken">();
   #scheduled = false;
 
   constructor(private readonly o: DispatcherOptions) {}
@@ -74,13 +78,26 @@ export class Dispatcher {
    * puts it back.
    */
   offer(run: PendingNotice): void {
+    this.#offers.set(run.id, "open");
     this.#queue.add(run);
     this.#pass();
+  }
+
+  /**
+   * The insert of an offered run committed: whether the run still needs its "pending" notice.
+   * Not when the offer's claim has already taken it: the notice would queue it again for a claim
+   * bound to find nothing, whose reservation meanwhile makes the agent look busier than it is.
+   */
+  enqueued(runId: string): boolean {
+    const offer = this.#offers.get(runId);
+    this.#offers.delete(runId);
+    return offer !== "taken";
   }
 
   removePending(runId: string): void {
     this.#queue.remove(runId);
     this.#deferred.delete(runId);
+    this.#offers.delete(runId);
   }
 
   /** An agent's stream is open here: push it work while it has free capacity. */
@@ -256,6 +273,8 @@ export class Dispatcher {
       const deferred = this.#deferred.get(run.id);
       this.#deferred.delete(run.id);
       if (!row && deferred) this.#queue.add(deferred);
+      if (row && this.#offers.has(row.id)) this.#offers.set(row.id, "taken");
+      this.o.onClaimed?.(row !== undefined);
       if (row) {
         slot.held.add(row.id);
         if (waiter) waiter.rows.push(row);

@@ -58,7 +58,7 @@ export function runHandlers(core: Core): Pick<Impl, "enqueueRun" | "getRun" | "l
         tools,
         rejectedBy: [],
       });
-      const { row, created } = await core.committer.submit(enqueueKind, {
+      const enqueued = core.committer.submit(enqueueKind, {
         id,
         taskId: req.taskId,
         attempt: req.attempt,
@@ -72,8 +72,12 @@ export function runHandlers(core: Core): Pick<Impl, "enqueueRun" | "getRun" | "l
         traceId: traceIdNow(),
         origin: originOf(principal, ctx.correlationId),
       });
-      if (created) core.notifier.emit({ t: "pending", run: pendingOf(row) });
-      else core.dispatcher.removePending(id);
+      const { row, created } = await enqueued.catch((err: unknown) => {
+        core.dispatcher.removePending(id);
+        throw err;
+      });
+      if (!created) core.dispatcher.removePending(id);
+      else if (core.dispatcher.enqueued(id)) core.notifier.emit({ t: "pending", run: pendingOf(row) });
       return { run: toRun(row) };
     },
 
