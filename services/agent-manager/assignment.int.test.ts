@@ -10,8 +10,14 @@ import { TestAgent } from "./testing/test-agent.js";
 let h: AmHarness;
 let seq = 0;
 
+// Nothing here waits for a lease to expire, and only one test for an agent to go OFFLINE: a
+// long lease and a 2 s silence before OFFLINE keep a busy CI machine's scheduling stalls (the
+// agents and the manager share this process) from expiring leases the tests count on.
 beforeAll(async () => {
-  h = await startAgentManager();
+  h = await startAgentManager({
+    AGENT_MANAGER_LEASE_TTL: "30s",
+    AGENT_MANAGER_OFFLINE_AFTER_INTERVALS: "20",
+  });
 });
 afterAll(async () => h?.stop());
 
@@ -42,6 +48,13 @@ async function leasedCount(agentId: string): Promise<number> {
     [agentId],
   );
   return rows[0]?.n ?? 0;
+}
+
+/** Claims this manager settled so far, by outcome. */
+async function claims(): Promise<{ taken: number; missed: number }> {
+  const metric = await h.t.running.host.metrics.registry.getSingleMetric("agent_manager_claims_total")?.get();
+  const of = (outcome: string) => metric?.values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
+  return { taken: of("taken"), missed: of("missed") };
 }
 
 describe("registration and assignment", () => {
@@ -117,6 +130,23 @@ describe("registration and assignment", () => {
     await idle.close();
   });
 
+  it("an enqueue its agent takes at once costs one claim, not a second one that finds nothing", async () => {
+    const p = pool();
+    const a = await TestAgent.register(h, { labels: { pool: p }, capacity: 5 });
+    await a.connect();
+    const before = await claims();
+    for (let i = 0; i < 5; i++) {
+      await enqueue({ pool: p });
+      await eventually("assigned", () => a.assignments().length === i + 1);
+    }
+    // A needless second claim would follow each assignment within a commit or two.
+    await new Promise((r) => setTimeout(r, 100));
+    const after = await claims();
+    expect(after.taken - before.taken).toBe(5);
+    expect(after.missed - before.missed).toBe(0);
+    await a.close();
+  });
+
   it("never assigns above capacity, and assigns the next run when a slot frees", async () => {
     const p = pool();
     const a = await TestAgent.register(h, { labels: { pool: p }, capacity: 2 });
@@ -184,14 +214,18 @@ describe("registration and assignment", () => {
     await eventually(
       "agent OFFLINE",
       async () => (await h.client(SERVICE).getAgent({ agentId: a.id })).agent?.state === AgentState.OFFLINE,
-      5_000,
+      10_000,
     );
     await a.ended();
     expect(a.error?.code).toBe(Code.UNAVAILABLE);
-    const lost = (await h.payloads(AgentLostSchema)).find((e) => e.agentId === a.id);
-    expect(lost?.runIds).toEqual([run.id]);
-    const changes = (await h.payloads(AgentStateChangedSchema)).filter((e) => e.agentId === a.id);
-    expect(changes.map((c) => c.newState)).toEqual([AgentState.ONLINE, AgentState.OFFLINE]);
+    // The events leave through the outbox, after the state change commits.
+    const lostEvent = async () => (await h.payloads(AgentLostSchema)).find((e) => e.agentId === a.id);
+    await eventually("AgentLost published", async () => (await lostEvent()) !== undefined);
+    expect((await lostEvent())?.runIds).toEqual([run.id]);
+    const changes = async () =>
+      (await h.payloads(AgentStateChangedSchema)).filter((e) => e.agentId === a.id).map((c) => c.newState);
+    await eventually("AgentStateChanged(OFFLINE) published", async () => (await changes()).length >= 2);
+    expect(await changes()).toEqual([AgentState.ONLINE, AgentState.OFFLINE]);
     const { agent } = await h.client(SERVICE).getAgent({ agentId: a.id });
     expect(agent?.stateReason).toMatch(/no heartbeat/);
   });
