@@ -286,6 +286,7 @@ export const bench: Benchmark = {
       const idleWaits: Record<number, number> = {};
       const failedEnqueues: Record<number, number> = {};
       const rateCpu: Record<number, Record<string, number>> = {};
+      const rateCommits: Record<number, { count: number; changes: number; seconds: number }> = {};
       for (const rate of RATES) {
         // A fixed-rate phase measures the steady state at that rate, not the tail of the previous
         // phase's backlog (consumers still catching up on its events): wait for the fleet to idle.
@@ -294,6 +295,7 @@ export const bench: Benchmark = {
         const total = rate * RATE_SECONDS;
         const phaseStart = probe.completed;
         const phaseCpu = { services: stack.cpuSeconds(), bench: process.cpuUsage() };
+        const commitsBefore = await groupCommits(amMetricsPort);
         const start = performance.now() + 50;
         const sent: Promise<number | undefined>[] = [];
         for (let i = 0; i < total; i++) {
@@ -323,6 +325,12 @@ export const bench: Benchmark = {
           new Promise((r) => setTimeout(r, 15_000)),
         ]);
         latency[rate] = [...probe.assignedLatency.values()].sort((a, b) => a - b);
+        const commitsAfter = await groupCommits(amMetricsPort);
+        rateCommits[rate] = {
+          count: commitsAfter.count - commitsBefore.count,
+          changes: commitsAfter.changes - commitsBefore.changes,
+          seconds: commitsAfter.seconds - commitsBefore.seconds,
+        };
         console.log(`latency at ${rate}/s: ${latency[rate].length}/${total} assignments received`);
       }
 
@@ -343,6 +351,13 @@ export const bench: Benchmark = {
         figures[`s waited for the fleet to idle before @${rate}/s`] = idleWaits[rate] ?? NaN;
       figures["AM group commits (warm-up + throughput)"] = commits.count;
       figures["AM changes per group commit (mean)"] = round(commits.changes / commits.count);
+      for (const rate of RATES) {
+        const c = rateCommits[rate];
+        if (!c) continue;
+        figures[`AM group commits @${rate}/s`] = c.count;
+        figures[`AM changes per group commit @${rate}/s (mean)`] = round(c.changes / c.count);
+        figures[`AM group commit ms @${rate}/s (mean)`] = round((1000 * c.seconds) / c.count, 2);
+      }
       figures["AM group commit ms (mean)"] = round((1000 * commits.seconds) / commits.count, 2);
       figures["p99 @100/s ratio to target 25ms"] = round(
         percentile(latency[100] ?? [], 99) / TARGETS.p99At100Ms,

@@ -1,4 +1,4 @@
-import { create, createRegistry, equals } from "@bufbuild/protobuf";
+import { create, createRegistry, equals, toBinary } from "@bufbuild/protobuf";
 import { DurationSchema, StringValueSchema, timestampDate } from "@bufbuild/protobuf/wkt";
 import { context, propagation, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
@@ -87,5 +87,58 @@ describe("envelope", () => {
     expect(restored?.traceId).toBe(spanContext.traceId);
     expect(restored?.spanId).toBe(spanContext.spanId);
     expect(restored?.isRemote).toBe(true);
+  });
+
+  it("writes the same bytes as toBinary, field for field, for every mix of set and default fields", () => {
+    // A small seeded generator: each field empty/zero or set, strings with multi-byte characters,
+    // versions and times up to the 64-bit limits, so every branch of the hand-written encoder runs.
+    let seed = 42;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const text = () =>
+      rand() < 0.3 ? "" : ["a", "run-1", "ünïcødé ✓", "x".repeat(300)][Math.floor(rand() * 4)]!;
+    const big = () => (rand() < 0.3 ? 0n : [1n, 127n, 128n, 2n ** 63n - 1n][Math.floor(rand() * 4)]!);
+    for (let i = 0; i < 500; i++) {
+      const env = create(EventEnvelopeSchema, {
+        id: text(),
+        type: text(),
+        aggregateType: text(),
+        aggregateId: text(),
+        aggregateVersion: big(),
+        projectId: text(),
+        ...(rand() < 0.8
+          ? { occurredAt: { seconds: rand() < 0.5 ? -big() : big(), nanos: rand() < 0.3 ? 0 : 999_999_999 } }
+          : {}),
+        ...(rand() < 0.8
+          ? { actor: { type: rand() < 0.3 ? 0 : ActorType.AGENT, id: text(), displayName: text() } }
+          : {}),
+        correlationId: text(),
+        causationId: text(),
+        ...(rand() < 0.8 ? { trace: { traceparent: text(), tracestate: text() } } : {}),
+        ...(rand() < 0.8
+          ? {
+              payload: {
+                typeUrl: text(),
+                value: new Uint8Array(rand() < 0.3 ? 0 : 1 + Math.floor(rand() * 200)).fill(7),
+              },
+            }
+          : {}),
+        source: text(),
+      });
+      expect(Buffer.from(encodeEnvelope(env)).equals(Buffer.from(toBinary(EventEnvelopeSchema, env)))).toBe(
+        true,
+      );
+    }
+  });
+
+  it("keeps fields it does not know (from a newer producer) when re-encoding a decoded envelope", () => {
+    const bytes = encodeEnvelope(sample());
+    // Field 99 (tag varint 0x9a 0x06), a string: what a newer schema could add.
+    const withUnknown = new Uint8Array([...bytes, 0x9a, 0x06, 3, 0x6e, 0x65, 0x77]);
+    const decoded = decodeEnvelope(withUnknown);
+    expect(decoded.$unknown).toHaveLength(1);
+    expect(Buffer.from(encodeEnvelope(decoded)).equals(Buffer.from(withUnknown))).toBe(true);
   });
 });
