@@ -201,19 +201,26 @@ export const bench: Benchmark = {
     // BENCH_SERVICES=agent-manager,audit: a subset, to tell one service's cost from the fleet's.
     const subset = process.env.BENCH_SERVICES?.split(",").filter(Boolean);
     const amMetricsPort = await freePort();
+    const env: Record<string, Record<string, string>> = {
+      "*": { LOG_LEVEL: "error", NODE_OPTIONS },
+      "agent-manager": {
+        METRICS_PORT: String(amMetricsPort),
+        NODE_OPTIONS: nodeOptionsFor("agent-manager"),
+      },
+      gateway: { NODE_OPTIONS: nodeOptionsFor("gateway") },
+      // The production default; the e2e stack polls every 100 ms to keep its tests quick.
+      scheduler: { IDLE_POLL: "1s" },
+    };
+    // BENCH_SERVICE_ENV='{"agent-manager":{"OUTBOX_LINGER":"20ms"}}': settings for an A/B run.
+    const extraEnv = JSON.parse(process.env.BENCH_SERVICE_ENV ?? "{}") as Record<
+      string,
+      Record<string, string>
+    >;
+    for (const [service, vars] of Object.entries(extraEnv)) env[service] = { ...env[service], ...vars };
     const stack = await new ProcessStack({
       ...(subset ? { services: subset } : {}),
       runner: { distDir: DIST },
-      env: {
-        "*": { LOG_LEVEL: "error", NODE_OPTIONS },
-        "agent-manager": {
-          METRICS_PORT: String(amMetricsPort),
-          NODE_OPTIONS: nodeOptionsFor("agent-manager"),
-        },
-        gateway: { NODE_OPTIONS: nodeOptionsFor("gateway") },
-        // The production default; the e2e stack polls every 100 ms to keep its tests quick.
-        scheduler: { IDLE_POLL: "1s" },
-      },
+      env,
     }).start();
     const probe = new Probe();
     const logger = createLogger({ service: "bench-agent", level: "error" });
