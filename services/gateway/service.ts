@@ -21,6 +21,7 @@ import { RestServer } from "./rest/rest-server.js";
 import { RestRouter } from "./rest/router.js";
 import { jsonRegistry } from "./rest/transcode.js";
 import { buildRouteTable, type GATEWAY_SERVICES } from "./routes/route-table.js";
+import { UpstreamSessions } from "./routes/upstream-sessions.js";
 import { UpstreamPool } from "./routes/upstreams.js";
 
 /** What the gateway is built from. */
@@ -88,13 +89,14 @@ export function gatewayService(opts: GatewayOptions): GatewayDefinition {
         principalTtlMs: config.GATEWAY_PRINCIPAL_TTL_MS,
         observe: (path, code, s) => host.metrics.rpcServer.observe(path, code, s),
       });
-      const context = { pipeline, upstreams, logger };
-      proxy = new GrpcProxy({
-        routes,
-        context,
-        port: config.GATEWAY_GRPC_PORT,
+      const sessions = new UpstreamSessions(upstreamAddresses(config, () => `127.0.0.1:${host.server.port}`));
+      const context = {
+        pipeline,
+        upstreams: sessions,
+        logger,
         maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES,
-      });
+      };
+      proxy = new GrpcProxy({ routes, context, port: config.GATEWAY_GRPC_PORT });
       const bridge = new RestBridge({
         router: new RestRouter(routes),
         pipeline,
@@ -115,7 +117,12 @@ export function gatewayService(opts: GatewayOptions): GatewayDefinition {
         if (state === "DRAINING") grpcDoor.health.setStatus("", "NOT_SERVING");
       });
       // Added in dependency order; the host stops components in reverse.
-      host.addComponent("upstreams", { stop: async () => upstreams.close() });
+      host.addComponent("upstreams", {
+        stop: async () => {
+          upstreams.close();
+          sessions.close();
+        },
+      });
       host.addComponent("grpc-front-door", grpcDoor);
       host.addComponent("rest-front-door", rest);
     },
