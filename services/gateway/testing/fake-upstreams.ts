@@ -82,6 +82,9 @@ export function fakeUpstream(replica: string, log: UpstreamLog): ServiceDefiniti
     },
     async *connect(reqs, ctx) {
       log.record(replica, ctx);
+      ctx.signal.addEventListener("abort", () => log.cancelled.push(`connect:${ctx.requestId}`), {
+        once: true,
+      });
       for await (const msg of reqs) yield { message: { case: "ack", value: { ackedSeq: msg.messageSeq } } };
     },
   };
