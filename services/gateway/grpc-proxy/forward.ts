@@ -48,6 +48,7 @@ export function readSingleMessage(
       if (settled) return;
       settled = true;
       down.off("data", onData);
+      down.off("close", onClose);
       if (err) return reject(err);
       try {
         resolve(singleMessage(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), path));
@@ -65,6 +66,8 @@ export function readSingleMessage(
     };
     down.on("data", onData);
     down.once("end", () => settle(undefined));
-    down.once("close", () => settle(new ServiceError(Code.CANCELLED, "the client cancelled the call")));
+    // Built only when it happens: an Error per call (its stack trace) is a cost every call would pay.
+    const onClose = () => settle(new ServiceError(Code.CANCELLED, "the client cancelled the call"));
+    down.once("close", onClose);
   });
 }
