@@ -101,6 +101,7 @@ export function gatewayService(opts: GatewayOptions): GatewayDefinition {
         router: new RestRouter(routes),
         pipeline,
         upstreams,
+        sessions,
         registry: jsonRegistry(routes.services),
         logger,
         maxBodyBytes: config.GATEWAY_MAX_BODY_BYTES,

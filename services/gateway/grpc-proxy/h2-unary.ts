@@ -1,0 +1,116 @@
+import { constants, type IncomingHttpHeaders } from "node:http2";
+import { Metadata, type StatusObject } from "@grpc/grpc-js";
+import { Code } from "../../../mesh/errors.js";
+import type { UpstreamName } from "../routes/route-table.js";
+import type { UpstreamSessions } from "../routes/upstream-sessions.js";
+import { codeOfHttpStatus, formatTimeout, statusOfReset } from "./grpc-wire.js";
+
+/** A unary call in flight. */
+export interface UnaryCall {
+  cancel(): void;
+}
+
+/**
+ * A unary call of raw protobuf bytes over the gateway's HTTP/2 upstream sessions — what the REST
+ * bridge uses, so both doors share one connection per replica and neither pays grpc-js's
+ * per-call cost. Reports the upstream's status as grpc-js would (trailers in `status.metadata`,
+ * `grpc-message` decoded) with the response message, if one arrived; transport failures become
+ * UNAVAILABLE, resets the codes grpc-js gives them.
+ */
+export function callUnaryH2(
+  sessions: UpstreamSessions,
+  upstream: UpstreamName,
+  path: string,
+  request: Uint8Array,
+  metadata: Metadata,
+  deadline: number | undefined,
+  onStatus: (status: StatusObject, response: Buffer | undefined) => void,
+): UnaryCall {
+  let done = false;
+  const report = (status: StatusObject, response?: Buffer) => {
+    if (done) return;
+    done = true;
+    onStatus(status, response);
+  };
+  const headers = metadata.toHttp2Headers() as Record<string, string | string[] | number>;
+  headers[constants.HTTP2_HEADER_METHOD] = "POST";
+  headers[constants.HTTP2_HEADER_PATH] = path;
+  headers[constants.HTTP2_HEADER_SCHEME] = "http";
+  headers[constants.HTTP2_HEADER_CONTENT_TYPE] = "application/grpc";
+  headers.te = "trailers";
+  if (deadline !== undefined) headers["grpc-timeout"] = formatTimeout(deadline - Date.now());
+  const up = sessions.request(upstream, headers);
+  const chunks: Buffer[] = [];
+  let trailers: IncomingHttpHeaders | undefined;
+  let httpStatus = 200;
+  let error: (Error & { code?: string }) | undefined;
+  const timer =
+    deadline === undefined
+      ? undefined
+      : setTimeout(() => {
+          up.close(constants.NGHTTP2_CANCEL);
+          report({ code: Code.DEADLINE_EXCEEDED, details: "Deadline exceeded", metadata: new Metadata() });
+        }, deadline - Date.now());
+  up.once("response", (h, flags) => {
+    httpStatus = Number(h[constants.HTTP2_HEADER_STATUS]);
+    if (flags & constants.NGHTTP2_FLAG_END_STREAM) trailers = h;
+  });
+  up.once("trailers", (t) => {
+    trailers = t;
+  });
+  up.on("data", (c: Buffer) => chunks.push(c));
+  up.on("error", (e) => {
+    error = e;
+  });
+  up.once("close", () => {
+    clearTimeout(timer);
+    if (trailers) return report(statusOf(trailers, httpStatus), message(Buffer.concat(chunks)));
+    if ((error && error.code !== "ERR_HTTP2_STREAM_ERROR") || up.session?.destroyed) {
+      const details = `upstream unavailable: ${error?.message ?? "connection closed"}`;
+      return report({ code: Code.UNAVAILABLE, details, metadata: new Metadata() });
+    }
+    const rst = up.rstCode ?? constants.NGHTTP2_NO_ERROR;
+    const s =
+      rst === constants.NGHTTP2_NO_ERROR
+        ? { code: Code.INTERNAL, message: "upstream ended the call without a status" }
+        : statusOfReset(rst);
+    report({ code: s.code, details: s.message, metadata: new Metadata() });
+  });
+  const prefix = Buffer.alloc(5);
+  prefix.writeUInt32BE(request.length, 1);
+  up.end(Buffer.concat([prefix, request]));
+  return {
+    cancel: () => {
+      up.close(constants.NGHTTP2_CANCEL);
+      report({ code: Code.CANCELLED, details: "Cancelled on client", metadata: new Metadata() });
+    },
+  };
+}
+
+function statusOf(trailers: IncomingHttpHeaders, httpStatus: number): StatusObject {
+  const md = Metadata.fromHttp2Headers(trailers);
+  const raw = md.get("grpc-status")[0];
+  md.remove("grpc-status");
+  const msg = md.get("grpc-message")[0];
+  md.remove("grpc-message");
+  let details = typeof msg === "string" ? msg : "";
+  try {
+    details = decodeURI(details);
+  } catch {
+    // relayed as received
+  }
+  if (typeof raw !== "string") {
+    return {
+      code: codeOfHttpStatus(httpStatus),
+      details: `upstream answered HTTP ${httpStatus}`,
+      metadata: md,
+    };
+  }
+  return { code: Number(raw) as Code, details, metadata: md };
+}
+
+/** The one response message's payload; a compressed or missing one is reported as none. */
+function message(body: Buffer): Buffer | undefined {
+  if (body.length < 5 || body[0] !== 0) return undefined;
+  return body.subarray(5, 5 + body.readUInt32BE(1));
+}
