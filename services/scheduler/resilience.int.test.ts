@@ -87,7 +87,9 @@ describe("Redis is only an index", () => {
     s.am.enqueueDelay = () => gate;
     const ready = await Promise.all(Array.from({ length: 8 }, (_, i) => s.newItem(`flush ready ${i}`)));
     const delayed = await Promise.all(Array.from({ length: 3 }, (_, i) => s.newItem(`flush delayed ${i}`)));
-    const notBefore = Date.now() + 2_000;
+    // Far enough ahead that the delayed tasks are still delayed when Redis is flushed, even on a
+    // busy CI machine where creating, scheduling and claiming the rest takes a couple of seconds.
+    const notBefore = Date.now() + 5_000;
     const ids: string[] = [];
     for (const id of ready) ids.push((await s.sched().scheduleWorkItem({ workItemId: id })).task?.id ?? "");
     for (const id of delayed) {
