@@ -9,6 +9,7 @@ import type { Logger } from "../../mesh/logging.js";
 import type { Subjects } from "../../mesh/nats/subjects.js";
 import { withTransaction } from "../../mesh/postgres/pool.js";
 import { SCHEDULER_PRINCIPAL } from "./events/publish.js";
+import type { SchedulerMetrics } from "./metrics.js";
 import type { DelayedEntry, QueueIndex, ReadyEntry } from "./queue/redis-index.js";
 
 /** Clients of the services the scheduler calls. */
@@ -36,6 +37,7 @@ export interface Core {
   index: QueueIndex;
   downstream: Downstream;
   settings: Settings;
+  metrics: SchedulerMetrics;
   /** Nudges the background loops after a commit gave them work. */
   wake: { promoter(): void; effects(): void; reconcile(): void };
 }

@@ -222,3 +222,42 @@ describe("queue order and timing", () => {
     });
   });
 });
+
+describe("metrics", () => {
+  /** A series summed over every scheduler replica of the stack. */
+  async function series(name: string, labels: Record<string, string> = {}): Promise<number> {
+    let sum = 0;
+    for (const r of s.schedulers) {
+      const metric = await r.running.host.metrics.registry.getSingleMetric(name)?.get();
+      for (const v of metric?.values ?? []) {
+        const match = Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want);
+        // A histogram's values are its buckets, sum and count: count the observations.
+        const metricName = (v as { metricName?: string }).metricName;
+        if (match && (metricName === undefined || metricName === `${name}_count`)) sum += v.value;
+      }
+    }
+    return sum;
+  }
+
+  it("counts dispatches by outcome, their duration, and run outcomes by result", async () => {
+    const before = {
+      enqueued: await series("scheduler_dispatches_total", { outcome: "enqueued" }),
+      seconds: await series("scheduler_dispatch_seconds"),
+      succeeded: await series("scheduler_run_outcomes_total", { result: "SUCCEEDED" }),
+      failed: await series("scheduler_run_outcomes_total", { result: "FAILED" }),
+    };
+    const ok = await schedule(await s.newItem("metrics ok"));
+    await taskIn(ok.id, TaskState.SUCCEEDED);
+    s.am.behaviour = () => ({ outcome: "FAILED", error: "exit 1" });
+    const bad = await schedule(await s.newItem("metrics bad"), { retryPolicy: { maxRetries: 0 } });
+    await taskIn(bad.id, TaskState.FAILED);
+    expect((await series("scheduler_dispatches_total", { outcome: "enqueued" })) - before.enqueued).toBe(2);
+    expect((await series("scheduler_dispatch_seconds")) - before.seconds).toBe(2);
+    expect((await series("scheduler_run_outcomes_total", { result: "SUCCEEDED" })) - before.succeeded).toBe(
+      1,
+    );
+    expect((await series("scheduler_run_outcomes_total", { result: "FAILED" })) - before.failed).toBe(1);
+    // Nothing is left READY, and the gauge reads the index at scrape time.
+    expect(await series("scheduler_ready_tasks")).toBe(0);
+  });
+});

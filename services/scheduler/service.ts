@@ -10,6 +10,7 @@ import { runEffects } from "./dispatch/effects-worker.js";
 import { createConsumers } from "./events/consumers.js";
 import { sagaHandlers } from "./handlers/sagas.js";
 import { taskHandlers } from "./handlers/tasks.js";
+import { schedulerMetrics } from "./metrics.js";
 import { WakeableLoop } from "./queue/loop.js";
 import { promoteDue } from "./queue/promoter.js";
 import { rebuildIndex } from "./queue/reconciler.js";
@@ -29,15 +30,17 @@ const split = (addresses: string) =>
 export function schedulerCore(host: Host<SchedulerConfigSpec>, wake: Core["wake"]): Core {
   const c = host.config;
   const clientOpts = { defaultTimeoutMs: c.DOWNSTREAM_TIMEOUT };
+  const index = new QueueIndex(
+    host.redis,
+    c.REDIS_KEY_PREFIX || `${c.NATS_SUBJECT_PREFIX}:scheduler:`,
+    c.QUEUE_SHARDS,
+  );
   return {
     pool: host.pool,
     subjects: host.nats.subjects,
     logger: host.logger,
-    index: new QueueIndex(
-      host.redis,
-      c.REDIS_KEY_PREFIX || `${c.NATS_SUBJECT_PREFIX}:scheduler:`,
-      c.QUEUE_SHARDS,
-    ),
+    index,
+    metrics: schedulerMetrics(host.metrics.registry, index),
     downstream: {
       project: host.client(ProjectService, split(c.PROJECT_ADDR), clientOpts),
       workItems: host.client(WorkItemService, split(c.WORKITEM_ADDR), clientOpts),

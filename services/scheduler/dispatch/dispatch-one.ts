@@ -8,6 +8,7 @@ import { Code, ServiceError } from "../../../mesh/errors.js";
 import { asScheduler, type Core, transact } from "../core.js";
 import { isRetryable } from "../errors.js";
 import { SCHEDULER_PRINCIPAL, stage } from "../events/publish.js";
+import type { DispatchOutcome } from "../metrics.js";
 import { enqueueEffects } from "../store/effects.js";
 import { getTask, type TaskRow } from "../store/tasks.js";
 import { cancelTask } from "./cancel.js";
@@ -35,6 +36,12 @@ type Setback =
  * nothing twice.
  */
 export async function dispatchOne(core: Core, t: TaskRow, token: string): Promise<void> {
+  const started = performance.now();
+  const outcome = await dispatch(core, t, token);
+  core.metrics.dispatched(outcome, (performance.now() - started) / 1000);
+}
+
+async function dispatch(core: Core, t: TaskRow, token: string): Promise<DispatchOutcome> {
   const timeoutMs = core.settings.downstreamTimeoutMs;
   const { workItems, project, agents } = core.downstream;
   let reserved = false;
@@ -42,9 +49,13 @@ export async function dispatchOne(core: Core, t: TaskRow, token: string): Promis
     const wi = (await asScheduler(() => workItems.getWorkItem({ workItemId: t.workItemId }, { timeoutMs })))
       .workItem;
     if (!wi || wi.state === WorkItemState.CANCELLED || wi.state === WorkItemState.DONE) {
-      return await cancelClaimed(core, t, token, `work item is ${wi ? WorkItemState[wi.state] : "gone"}`);
+      await cancelClaimed(core, t, token, `work item is ${wi ? WorkItemState[wi.state] : "gone"}`);
+      return "cancelled";
     }
-    if (needsApproval(wi)) return await setBack(core, t, token, { kind: "approval" });
+    if (needsApproval(wi)) {
+      await setBack(core, t, token, { kind: "approval" });
+      return "approval";
+    }
     let recipe: ToolRecipe | undefined;
     if (wi.recipeVersion > 0) {
       const res = await asScheduler(() =>
@@ -92,6 +103,7 @@ export async function dispatchOne(core: Core, t: TaskRow, token: string): Promis
       const report = { taskId: t.id, runId: run.id, attempt: t.attempt, result: finished, error: run.error };
       await applyRunOutcome(core, report, cause).catch(() => undefined);
     }
+    return "enqueued";
   } catch (err) {
     const e = ServiceError.from(err);
     if (e.code === Code.RESOURCE_EXHAUSTED && !reserved) {
@@ -99,9 +111,13 @@ export async function dispatchOne(core: Core, t: TaskRow, token: string): Promis
       const until = new Date(Date.now() + (e.retryAfterMs ?? 5_000));
       const limit = violation?.description.includes("runs_per_day") ? "runs_per_day" : "max_concurrent_runs";
       const detail = `project quota ${limit} exhausted: ${violation?.description ?? e.message}`;
-      return setBack(core, t, token, { kind: "quota", until, detail, limit });
+      await setBack(core, t, token, { kind: "quota", until, detail, limit });
+      return "quota";
     }
-    if (e.code === Code.NOT_FOUND && !reserved) return cancelClaimed(core, t, token, "work item not found");
+    if (e.code === Code.NOT_FOUND && !reserved) {
+      await cancelClaimed(core, t, token, "work item not found");
+      return "cancelled";
+    }
     core.logger.warn(
       { err: e, taskId: t.id, attempt: t.attempt },
       "dispatch failed; the task will be retried",
@@ -113,6 +129,7 @@ export async function dispatchOne(core: Core, t: TaskRow, token: string): Promis
       error: `dispatch failed: ${Code[e.code]}: ${e.message}`,
       reservationHeld: reserved,
     });
+    return "error";
   }
 }
 

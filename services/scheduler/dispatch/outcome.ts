@@ -51,7 +51,7 @@ export async function applyRunOutcome(
   r: RunReport,
   cause: Cause,
 ): Promise<{ task: TaskRow; applied: boolean }> {
-  return transact(core, async (tx) => {
+  const outcome = await transact(core, async (tx) => {
     const seen = await tx.client.query("SELECT 1 FROM run_outcomes WHERE run_id = $1", [r.runId]);
     const t = await getTask(tx.client, r.taskId, true);
     if (!t) throw notFound("task", r.taskId);
@@ -67,6 +67,8 @@ export async function applyRunOutcome(
     await settleRun(core, tx, t, r, cause);
     return { task: (await getTask(tx.client, t.id)) as TaskRow, applied: true };
   });
+  if (outcome.applied) core.metrics.runsEnded([r]);
+  return outcome;
 }
 
 /** Remembers applied outcomes by run id (the idempotency of every path that applies one). */

@@ -133,6 +133,7 @@ export async function onRunCompletedBatch(core: Core, msgs: ConsumedMessage[]): 
 }
 
 async function completedInOneTransaction(core: Core, events: { report: RunReport; cause: Cause }[]) {
+  const applied: { runId: string; taskId: string; result: RunResult }[] = [];
   await transact(core, async (tx) => {
     const tasks = await lockTasks(
       tx,
@@ -144,7 +145,6 @@ async function completedInOneTransaction(core: Core, events: { report: RunReport
       [[...new Set(events.map((e) => e.report.runId))]],
     );
     const seen = new Set(rows.map((r) => r.run_id));
-    const applied: { runId: string; taskId: string; result: RunResult }[] = [];
     for (const { report: r, cause } of events) {
       if (seen.has(r.runId)) continue;
       const t = await tasks.current(r.taskId);
@@ -156,6 +156,7 @@ async function completedInOneTransaction(core: Core, events: { report: RunReport
     }
     await recordRunOutcomes(tx, applied);
   });
+  core.metrics.runsEnded(applied);
 }
 
 /**
