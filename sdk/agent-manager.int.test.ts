@@ -52,7 +52,11 @@ async function startManager(): Promise<void> {
 
 beforeAll(async () => {
   await startManager();
-  workitems = await startTestService(workitemService, { prefix });
+  // The workitem service asks the agent manager whether an uploading agent holds its run.
+  workitems = await startTestService(workitemService, {
+    prefix,
+    env: { AGENT_MANAGER_ADDR: `127.0.0.1:${port}` },
+  });
 });
 afterAll(async () => {
   await Promise.all(workers.map((w) => w.stop("test over")));

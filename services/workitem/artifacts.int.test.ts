@@ -2,6 +2,7 @@ import { createCipheriv, createHash } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Objm } from "@nats-io/obj";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RunState } from "../../gen/codex/agentmanager/v1/run_pb.js";
 import { ArtifactStoredSchema } from "../../gen/codex/events/v1/workitem_events_pb.js";
 import type {
   UploadArtifactHeaderSchema,
@@ -10,6 +11,7 @@ import type {
 import { WorkItemKind } from "../../gen/codex/workitem/v1/work_item_pb.js";
 import { Code } from "../../mesh/errors.js";
 import { eventually } from "../../mesh/nats/testing.js";
+import type { DeclaredRun } from "./runs-stand-in.js";
 import { artifactBucket } from "./service.js";
 import { failure, type Kit, startKit } from "./test-kit.js";
 
@@ -89,6 +91,7 @@ describe("artifacts", () => {
     });
     const again = await kit.as("alice").uploadArtifact(upload(header, [data]));
     expect(again.artifact?.id).toBe(stored?.id);
+    kit.runs.set("run-1", { workItemId: itemId, agentId: "agent-1", fencingToken: 7n });
     const copy = await kit
       .as("agent")
       .uploadArtifact(upload({ ...header, name: "copy.txt", runId: "run-1", fencingToken: 7n }, [data]));
@@ -195,5 +198,80 @@ describe("artifacts", () => {
     expect(
       (await kit.as("viewer").listArtifacts({ workItemId: itemId })).artifacts.map((a) => a.name),
     ).not.toContain("interrupted.bin");
+  });
+});
+
+describe("uploads for a run", () => {
+  const data = new TextEncoder().encode("run output");
+  const header = (runId: string, fencingToken: bigint) => ({
+    workItemId: itemId,
+    runId,
+    fencingToken,
+    name: `out-${runId}.txt`,
+    expectedSha256: sha256(data),
+    expectedSize: BigInt(data.length),
+  });
+  const asAgent = (runId: string, token: bigint) =>
+    kit.as("agent").uploadArtifact(upload(header(runId, token), [data]));
+
+  it("accepts the agent holding the run's current lease", async () => {
+    kit.runs.set("run-held", { workItemId: itemId, agentId: "agent-1", fencingToken: 3n });
+    const { artifact } = await asAgent("run-held", 3n);
+    expect(artifact).toMatchObject({ runId: "run-held", createdBy: "agent-1" });
+  });
+
+  it("refuses a stale agent with FAILED_PRECONDITION STALE_LEASE before reading any content", async () => {
+    const cases: [string, DeclaredRun, string][] = [
+      ["run-requeued", { workItemId: itemId, agentId: "agent-1", fencingToken: 4n }, "fencing token"],
+      ["run-taken", { workItemId: itemId, agentId: "agent-2", fencingToken: 3n }, "another agent"],
+      [
+        "run-ended",
+        { workItemId: itemId, agentId: "agent-1", fencingToken: 3n, state: RunState.SUCCEEDED },
+        "SUCCEEDED",
+      ],
+    ];
+    for (const [runId, run, why] of cases) {
+      kit.runs.set(runId, run);
+      const err = await failure(asAgent(runId, 3n));
+      expect(err.code, runId).toBe(Code.FAILED_PRECONDITION);
+      expect(err.reason, runId).toBe("STALE_LEASE");
+      expect(err.err.message, runId).toContain(why);
+    }
+    const unknown = await failure(asAgent("run-unknown", 3n));
+    expect(unknown.reason).toBe("STALE_LEASE");
+    const stored = await kit.as("viewer").listArtifacts({ workItemId: itemId });
+    expect(stored.artifacts.map((a) => a.runId)).not.toContain("run-requeued");
+    expect(stored.artifacts.map((a) => a.runId)).not.toContain("run-taken");
+  });
+
+  it("refuses a run of another work item, and run uploads by anyone but an agent", async () => {
+    kit.runs.set("run-elsewhere", { workItemId: "another-item", agentId: "agent-1", fencingToken: 3n });
+    const elsewhere = await failure(asAgent("run-elsewhere", 3n));
+    expect(elsewhere.code).toBe(Code.INVALID_ARGUMENT);
+    kit.runs.set("run-of-alice", { workItemId: itemId, agentId: "agent-1", fencingToken: 3n });
+    const asked = kit.runs.asked.length;
+    const byUser = await failure(kit.as("alice").uploadArtifact(upload(header("run-of-alice", 3n), [data])));
+    expect(byUser.code).toBe(Code.PERMISSION_DENIED);
+    expect(kit.runs.asked.length).toBe(asked);
+  });
+
+  it("answers UNAVAILABLE, storing nothing, when the agent manager cannot be asked", async () => {
+    const cut = await startKit({ AGENT_MANAGER_ADDR: "127.0.0.1:1", DOWNSTREAM_TIMEOUT: "500ms" });
+    try {
+      const { workItem } = await cut
+        .as("alice")
+        .createWorkItem({ projectId: cut.project, workItem: { title: "b", kind: WorkItemKind.BUILD } });
+      const err = await failure(
+        cut
+          .as("agent")
+          .uploadArtifact(upload({ ...header("run-x", 1n), workItemId: workItem?.id ?? "" }, [data])),
+      );
+      expect(err.code).toBe(Code.UNAVAILABLE);
+      expect((await cut.as("viewer").listArtifacts({ workItemId: workItem?.id ?? "" })).artifacts).toEqual(
+        [],
+      );
+    } finally {
+      await cut.cleanup();
+    }
   });
 });

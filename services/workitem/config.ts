@@ -18,6 +18,10 @@ export const workitemConfigSpec = {
   ARTIFACT_CHUNK_BYTES: int({ min: 16 * 1024, max: 1024 * 1024, default: 256 * 1024 }),
   /** Temporary upload objects older than this are removed by the janitor (crashed uploads). */
   ARTIFACT_TEMP_MAX_AGE: durationMs({ default: "1h", min: 1000 }),
+  /** Agent manager replicas (comma-separated), asked whether an uploading agent holds its run. */
+  AGENT_MANAGER_ADDR: str({ default: "127.0.0.1:50055" }),
+  /** How long a call to another service may take. */
+  DOWNSTREAM_TIMEOUT: durationMs({ default: "5s", min: 50 }),
   /** How often expired approval requests and idempotency keys are swept. */
   SWEEP_INTERVAL: durationMs({ default: "30s", min: 50 }),
 } satisfies ConfigSpec;

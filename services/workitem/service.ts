@@ -1,6 +1,8 @@
+import { AgentManagerService } from "../../gen/codex/agentmanager/v1/agentmanager_service_pb.js";
 import { WorkItemService } from "../../gen/codex/workitem/v1/workitem_service_pb.js";
 import type { ServiceDefinition } from "../../mesh/service-host.js";
 import type { Deps } from "./app/deps.js";
+import { agentManagerLeases } from "./app/run-leases.js";
 import { Sweeper } from "./app/sweeper.js";
 import { type WorkitemConfigSpec, workitemConfigSpec } from "./config.js";
 import { Events } from "./events.js";
@@ -41,6 +43,15 @@ export const workitemService: ServiceDefinition<WorkitemConfigSpec> = {
         return blobs;
       },
       limits: { artifactMaxBytes: config.ARTIFACT_MAX_BYTES },
+      leases: agentManagerLeases(
+        host.client(
+          AgentManagerService,
+          config.AGENT_MANAGER_ADDR.split(",")
+            .map((a) => a.trim())
+            .filter((a) => a !== ""),
+        ),
+        config.DOWNSTREAM_TIMEOUT,
+      ),
       now: () => new Date(),
     };
     // Components start after Postgres and NATS are up, and stop before they close.

@@ -8,8 +8,9 @@ import { ServiceError } from "../../mesh/errors.js";
 import { decodeEnvelope, unpackPayload } from "../../mesh/events/envelope.js";
 import type { ServiceClient } from "../../mesh/grpc/types.js";
 import { eventually, readStream } from "../../mesh/nats/testing.js";
-import { startTestService, type TestService } from "../../test/support/harness.js";
+import { startTestService, TEST_MESH_SECRET, type TestService } from "../../test/support/harness.js";
 import type { WorkitemConfigSpec } from "./config.js";
+import { RunsStandIn } from "./runs-stand-in.js";
 import { artifactBucket, workitemService } from "./service.js";
 
 /**
@@ -19,6 +20,8 @@ import { artifactBucket, workitemService } from "./service.js";
  */
 export interface Kit {
   svc: TestService<WorkitemConfigSpec>;
+  /** The agent manager as the service sees it: declare runs (and their leases) here. */
+  runs: RunsStandIn;
   project: string;
   as(who: keyof ReturnType<typeof principalsFor>): ServiceClient<typeof WorkItemService>;
   /** Every envelope stored on `<prefix>.events.>` so far, decoded. */
@@ -55,7 +58,11 @@ export function principalsFor(project: string) {
 }
 
 export async function startKit(env: Record<string, string> = {}): Promise<Kit> {
-  const svc = await startTestService(workitemService, { env: { SWEEP_INTERVAL: "100ms", ...env } });
+  const runs = new RunsStandIn(TEST_MESH_SECRET);
+  await runs.start();
+  const svc = await startTestService(workitemService, {
+    env: { SWEEP_INTERVAL: "100ms", AGENT_MANAGER_ADDR: runs.address, ...env },
+  });
   const project = randomUUID();
   const who = principalsFor(project);
   const clients = new Map<string, ServiceClient<typeof WorkItemService>>();
@@ -65,6 +72,7 @@ export async function startKit(env: Record<string, string> = {}): Promise<Kit> {
   const events = () => read(subjects.streams.events);
   return {
     svc,
+    runs,
     project,
     as(name) {
       let c = clients.get(name);
@@ -97,6 +105,7 @@ export async function startKit(env: Record<string, string> = {}): Promise<Kit> {
     async cleanup() {
       await jsm.streams.delete(`OBJ_${artifactBucket(svc.running.host.config)}`).catch(() => false);
       await svc.cleanup();
+      await runs.stop();
     },
   };
 }

@@ -17,7 +17,16 @@ import type { Deps } from "../app/deps.js";
 import { checkHeader, readHeader, receiveContent } from "../app/upload.js";
 import { actorId, authorize, callerOf, readableProjects } from "../authz.js";
 import { artifactToProto } from "../convert.js";
-import { alreadyExists, invalidArgument, notFound, outOfRange, Violations, wrongState } from "../errors.js";
+import {
+  alreadyExists,
+  failedPrecondition,
+  invalidArgument,
+  notFound,
+  outOfRange,
+  permissionDenied,
+  Violations,
+  wrongState,
+} from "../errors.js";
 import {
   type ArtifactRow,
   findArtifact,
@@ -37,6 +46,42 @@ async function artifactFor(db: Db, caller: Principal, id: string): Promise<Artif
   return row;
 }
 
+/**
+ * An upload for a run comes from the agent holding the run's current lease, for the run's own
+ * work item; checked before any content is read, so a stale agent streams nothing.
+ */
+async function checkRunLease(
+  deps: Deps,
+  caller: Principal,
+  workItemId: string,
+  runId: string,
+  token: bigint,
+) {
+  if (caller.type !== "agent") {
+    throw permissionDenied(
+      `only the agent holding run ${runId} may upload its artifacts`,
+      "PERMISSION_DENIED",
+      {
+        run_id: runId,
+      },
+    );
+  }
+  const lease = await deps.leases.check(runId, caller.id, token);
+  if (!lease.held) {
+    throw failedPrecondition(
+      "STALE_LEASE",
+      `runs/${runId}`,
+      `the lease on run ${runId} is not held with this fencing token (${lease.why}): drop this run's results`,
+      { run_id: runId, current_state: lease.state },
+    );
+  }
+  if (lease.workItemId !== workItemId) {
+    throw invalidArgument("the run belongs to another work item", [
+      { field: "header.work_item_id", description: `run ${runId} belongs to work item ${lease.workItemId}` },
+    ]);
+  }
+}
+
 /** Artifacts: streamed upload with verification, streamed download, metadata and lists. */
 export function artifactHandlers(
   deps: Deps,
@@ -51,6 +96,7 @@ export function artifactHandlers(
       const item = await itemFor(deps.pool, caller, id, "upload");
       if (item.state === "CANCELLED")
         throw wrongState(`work_items/${id}`, item.state, "work item is CANCELLED");
+      if (h.runId !== "") await checkRunLease(deps, caller, id, h.runId, h.fencingToken);
       const existing = await findArtifact(deps.pool, id, h.runId, h.name);
       if (existing) {
         if (existing.sha256 !== h.expectedSha256)
