@@ -3,14 +3,16 @@
  * Postgres, Redis and NATS): runs with logs and exit codes, cancellation, info requests,
  * reconnect with resume across a manager restart, and hand-back at shutdown to another agent.
  */
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentManagerService } from "../gen/codex/agentmanager/v1/agentmanager_service_pb.js";
 import { InfoRequestState } from "../gen/codex/agentmanager/v1/info_request_pb.js";
 import { RunState } from "../gen/codex/agentmanager/v1/run_pb.js";
 import { WorkItemKind } from "../gen/codex/workitem/v1/work_item_pb.js";
 import { WorkItemService } from "../gen/codex/workitem/v1/workitem_service_pb.js";
+import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import type { Principal } from "../mesh/context.js";
+import { Code, ServiceError } from "../mesh/errors.js";
 import { createLogger } from "../mesh/logging.js";
 import { createRedis } from "../mesh/redis.js";
 import { agentManagerService } from "../services/agent-manager/service.js";
@@ -198,6 +200,58 @@ describe("AgentWorker against the Agent Manager", () => {
     expect(list.artifacts.map((a) => [a.name, a.sha256, a.createdBy])).toEqual([
       ["bundle.bin", uploaded?.sha256, w.agentId],
     ]);
+    await w.stop();
+  });
+
+  it("the work item service refuses an upload for the run with a stale fencing token (STALE_LEASE)", async () => {
+    const item = await workitems.client(WorkItemService, SCHEDULER).createWorkItem({
+      projectId: "p-sdk",
+      workItem: { title: "stale upload", kind: WorkItemKind.BUILD },
+    });
+    const workItemId = item.workItem?.id ?? "";
+    let held!: { runId: string; fencingToken: bigint };
+    let release!: () => void;
+    const w = await agent(async (run) => {
+      held = run;
+      await new Promise<void>((r) => {
+        release = r;
+      });
+    });
+    const runId = await enqueue("sdk stale upload", workItemId);
+    await expect.poll(() => held?.runId, { timeout: 10_000 }).toBe(runId);
+    // The real agent manager answers the check: the run is RUNNING under this agent, token 1.
+    const asAgent = workitems.client(WorkItemService, {
+      type: "agent",
+      id: w.agentId,
+      projectRoles: { "p-sdk": "agent" },
+    } as Principal);
+    const data = new TextEncoder().encode("late result");
+    async function* upload(fencingToken: bigint) {
+      yield {
+        payload: {
+          case: "header" as const,
+          value: {
+            workItemId,
+            runId,
+            fencingToken,
+            name: `t${fencingToken}.txt`,
+            expectedSha256: createHash("sha256").update(data).digest("hex"),
+            expectedSize: BigInt(data.length),
+          },
+        },
+      };
+      yield { payload: { case: "chunk" as const, value: data } };
+    }
+    const stale = await asAgent.uploadArtifact(upload(held.fencingToken + 1n)).then(
+      () => undefined,
+      (err: unknown) => ServiceError.from(err),
+    );
+    expect(stale?.code).toBe(Code.FAILED_PRECONDITION);
+    expect(stale?.findDetail(ErrorInfoSchema)?.reason).toBe("STALE_LEASE");
+    const current = await asAgent.uploadArtifact(upload(held.fencingToken));
+    expect(current.artifact?.runId).toBe(runId);
+    release();
+    expect((await finished(runId)).state).toBe(RunState.SUCCEEDED);
     await w.stop();
   });
 
