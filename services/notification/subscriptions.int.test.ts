@@ -230,7 +230,9 @@ describe("subscription lifecycle", () => {
       { aggregateType: "project", aggregateId: "p1", projectId: "p1" },
     );
     await publishEvent(svc.running.host.nats.js, svc.prefix, env);
-    await eventually("first failed attempt", () => hooks.requests.some((r) => r.path === "/slow"));
+    await eventually("first failed attempt recorded", async () =>
+      (await c.listDeliveries({ subscriptionId: s!.id })).deliveries.some((d) => d.statusCode === 503),
+    );
     await c.deleteSubscription({ subscriptionId: s!.id });
     await expect(c.getSubscription({ subscriptionId: s!.id })).rejects.toMatchObject({
       code: Code.NOT_FOUND,
@@ -241,5 +243,29 @@ describe("subscription lifecycle", () => {
     const { deliveries } = await c.listDeliveries({ subscriptionId: s!.id });
     expect(deliveries.length).toBeGreaterThan(0);
     expect(deliveries.every((d) => d.outcome !== 1)).toBe(true); // no PENDING left
+  });
+
+  it("records a request that was in flight when the subscription was deleted, and sends no other", async () => {
+    // The receiver holds the first request while the subscription is deleted.
+    hooks.responder = (_n, r) => (r.path === "/held" ? { status: 503, delayMs: 400 } : { status: 200 });
+    const c = svc.client(NotificationService, maintainer);
+    const { subscription: s } = await c.createSubscription(sub("p1", "in-flight", "/held"));
+    const env = envelopeOf(
+      ProjectCreatedSchema,
+      { projectId: "p1" },
+      { aggregateType: "project", aggregateId: "p1", projectId: "p1" },
+    );
+    await publishEvent(svc.running.host.nats.js, svc.prefix, env);
+    await eventually("request in flight", () => hooks.requests.some((r) => r.path === "/held"));
+    await c.deleteSubscription({ subscriptionId: s!.id });
+    const made = async () => (await c.listDeliveries({ subscriptionId: s!.id })).deliveries;
+    await eventually("the in-flight request recorded", async () =>
+      (await made()).some((d) => d.statusCode === 503),
+    );
+    await new Promise((r) => setTimeout(r, 600));
+    expect(hooks.requests.filter((r) => r.path === "/held")).toHaveLength(1);
+    const history = await made();
+    expect(history.map((d) => [d.attempt, d.statusCode])).toEqual([[1, 503]]);
+    expect(history.every((d) => d.outcome !== 1)).toBe(true); // nothing PENDING: no retry follows
   });
 });

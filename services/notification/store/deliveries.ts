@@ -113,7 +113,8 @@ export type RecordResult =
 
 /**
  * Records the attempt a worker made, fenced by its claim token: if the lease passed and another
- * worker claimed the delivery (or it was cancelled), nothing is written and the caller learns it.
+ * worker claimed the delivery, nothing is written and the caller learns it. A delivery cancelled
+ * while the request was in flight records that request and ends there.
  * Run inside a transaction together with the events staged for the result.
  */
 export async function recordAttempt(
@@ -127,15 +128,28 @@ export async function recordAttempt(
     event_id: string;
     event_type: string;
     project_id: string;
+    state: string;
     now: Date;
   }>(
-    `SELECT attempts, subscription_id, event_id, event_type, project_id, now() AS now FROM deliveries
-     WHERE id = $1 AND claim_token = $2 AND state = 'pending' FOR UPDATE`,
+    `SELECT attempts, subscription_id, event_id, event_type, project_id, state, now() AS now FROM deliveries
+     WHERE id = $1 AND claim_token = $2 AND state IN ('pending', 'cancelled') FOR UPDATE`,
     [d.id, d.claimToken],
   );
   const row = locked.rows[0];
   if (row === undefined) return { recorded: false };
   const attempt = row.attempts + 1;
+  if (row.state === "cancelled") {
+    // Cancelled (its subscription deleted) while this request was in flight: the request went
+    // out, so it joins the history as it ended, and nothing follows it (no retry, no dead letter).
+    const ended: AttemptRecord = r.outcome === "dead_lettered" ? { ...r, outcome: "failed" } : r;
+    const attemptId = await upsertAttempt(client, d.id, row, attempt, ended, null);
+    await client.query(
+      `UPDATE deliveries SET state = $2, attempts = $3, claimed_until = NULL, claim_token = NULL,
+         update_time = now() WHERE id = $1`,
+      [d.id, r.outcome === "succeeded" ? "succeeded" : "cancelled", attempt],
+    );
+    return { recorded: true, attemptId, attempt };
+  }
   // One clock: the attempt's time is the transaction's now(), so the next is exactly delay later.
   const nextAt = r.outcome === "failed" ? new Date(row.now.getTime() + (r.retryDelayMs ?? 0)) : null;
   const attemptId = await upsertAttempt(client, d.id, row, attempt, r, nextAt);

@@ -103,8 +103,11 @@ export async function deleteSubscription(db: Db, id: string): Promise<number> {
      WHERE id = $1`,
     [id],
   );
+  // The claim is left in place: a worker whose request is in flight still records what it sent
+  // (recordAttempt accepts a cancelled delivery from its claim holder), so the history shows
+  // every request that went out, and no further attempt is made.
   const { rows } = await db.query<{ id: string }>(
-    `UPDATE deliveries SET state = 'cancelled', update_time = now(), claimed_until = NULL, claim_token = NULL
+    `UPDATE deliveries SET state = 'cancelled', update_time = now()
      WHERE subscription_id = $1 AND state = 'pending' RETURNING id`,
     [id],
   );
