@@ -17,6 +17,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import http from "node:http";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { AgentManagerService } from "../gen/codex/agentmanager/v1/agentmanager_service_pb.js";
@@ -78,6 +79,21 @@ interface Figures {
   p99: number;
   errors: number;
   achievedRps: number;
+}
+
+/** A GET with node:http on `agent`; resolves once the whole body arrived, rejects on non-200. */
+function httpGet(url: string, headers: Record<string, string>, agent: http.Agent): Promise<void> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { headers, agent }, (res) => {
+        res.on("data", () => {});
+        res.on("end", () =>
+          res.statusCode === 200 ? resolve() : reject(new Error(`status ${res.statusCode}`)),
+        );
+        res.on("error", reject);
+      })
+      .on("error", reject);
+  });
 }
 
 /** One call at a time: the latency a call adds when nothing queues (meaningful on a busy machine). */
@@ -213,8 +229,13 @@ export async function runGatewayBench(): Promise<Record<string, number | string>
     const pid = gw.child.pid;
     const g = await measure("gateway gRPC", () => viaGateway.getRun({ runId: "r1" }, { headers }), pid);
     const url = `http://127.0.0.1:${gw.httpPort}/v1/runs/r1`;
-    const r = await measure(
-      "gateway REST",
+    // REST as a Node service would call it: node:http over kept-alive connections. fetch (undici)
+    // is measured too, as a figure only: its own per-request cost in this process, which also
+    // plays client and upstream on the same 2 cores, is a large part of what it shows.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+    const r = await measure("gateway REST", () => httpGet(url, headers, agent), pid);
+    const f = await measure(
+      "REST via fetch",
       async () => {
         const res = await fetch(url, { headers });
         await res.arrayBuffer();
@@ -222,6 +243,7 @@ export async function runGatewayBench(): Promise<Record<string, number | string>
       },
       pid,
     );
+    agent.destroy();
     const figures = {
       serial_direct_p50_ms: round(d.serialP50),
       serial_gateway_grpc_p50_ms: round(g.serialP50),
@@ -237,15 +259,18 @@ export async function runGatewayBench(): Promise<Record<string, number | string>
       gateway_grpc_p99_ms: round(g.p99),
       gateway_rest_p50_ms: round(r.p50),
       gateway_rest_p99_ms: round(r.p99),
+      rest_fetch_p50_ms: round(f.p50),
+      rest_fetch_p99_ms: round(f.p99),
       added_p50_ms: round(g.p50 - d.p50),
       added_p99_ms: round(g.p99 - d.p99),
       grpc_vs_direct_p50_ratio: round(g.p50 / d.p50),
       rest_vs_grpc_p50_ratio: round(r.p50 / g.p50),
       rest_vs_grpc_p99_ratio: round(r.p99 / g.p99),
+      rest_fetch_vs_grpc_p50_ratio: round(f.p50 / g.p50),
       direct_achieved_rps: round(d.achievedRps),
       gateway_grpc_achieved_rps: round(g.achievedRps),
       gateway_rest_achieved_rps: round(r.achievedRps),
-      errors: d.errors + g.errors + r.errors,
+      errors: d.errors + g.errors + r.errors + f.errors,
       gateway_grpc_cpu_us_per_call: round(g.gatewayCpuUsPerCall),
       gateway_rest_cpu_us_per_call: round(r.gatewayCpuUsPerCall),
       other_processes_cpu_cores_max: round(Math.max(d.otherCpu, g.otherCpu, r.otherCpu)),
