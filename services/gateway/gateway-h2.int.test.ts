@@ -15,6 +15,7 @@ import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
 import { Code, ServiceError } from "../../mesh/errors.js";
 import { createClient } from "../../mesh/grpc/client.js";
+import { eventually } from "../../mesh/nats/testing.js";
 import { fakeUpstream, UpstreamLog } from "./testing/fake-upstreams.js";
 import { freePort, startGateway, startUpstream, type TestGateway } from "./testing/harness.js";
 import { bearer, testSecurity } from "./testing/test-security.js";
@@ -269,5 +270,68 @@ describe("streams through the byte relay", () => {
     const res = await raw("/grpc.health.v1.Health/Check", frame(Buffer.alloc(0)), { authorization: "" });
     expect(res.code).toBe(Code.OK);
     expect([...res.data.subarray(5)]).toEqual([0x08, 0x01]); // HealthCheckResponse{status: SERVING}
+  });
+});
+
+describe("restarts", () => {
+  it("dials an upstream again after it restarted on the same address", async () => {
+    const port = await freePort();
+    const restartLog = new UpstreamLog();
+    let upstream = await startUpstream(fakeUpstream("first", restartLog), { env: { PORT: String(port) } });
+    const gateway = await startGateway(security, { AGENT_MANAGER_ADDR: `127.0.0.1:${port}` });
+    const client = createClient(AgentManagerService, {
+      address: gateway.grpcAddress,
+      retry: false,
+      breaker: false,
+    });
+    try {
+      const call = () => client.getRun({ runId: "r1" }, { headers: { authorization: auth } });
+      expect((await call()).run?.agentId).toBe("first");
+      // The upstream goes away (its server closes the gateway's session) and comes back.
+      await upstream.cleanup();
+      upstream = await startUpstream(fakeUpstream("second", restartLog), { env: { PORT: String(port) } });
+      let answered = "";
+      await eventually(
+        "a call answered by the restarted upstream",
+        async () => {
+          answered = (await call().catch(() => undefined))?.run?.agentId ?? "";
+          return answered === "second";
+        },
+        15_000,
+      );
+      expect(answered).toBe("second");
+    } finally {
+      client.close();
+      await gateway.cleanup();
+      await upstream.cleanup();
+    }
+  });
+
+  it("lets a call in flight finish when the gateway stops, and refuses calls after", async () => {
+    const seen = new UpstreamLog();
+    const upstream = await startUpstream(fakeUpstream("steady", seen));
+    const gateway = await startGateway(security, { AGENT_MANAGER_ADDR: upstream.running.address });
+    const client = createClient(AgentManagerService, {
+      address: gateway.grpcAddress,
+      retry: false,
+      breaker: false,
+    });
+    const headers = { authorization: auth };
+    try {
+      expect((await client.getRun({ runId: "warm" }, { headers })).run?.id).toBe("warm");
+      const inFlight = client.getRun({ runId: "slow-1" }, { headers });
+      await eventually("the slow call reached the upstream", () => seen.calls.length === 2);
+      const stopping = gateway.cleanup();
+      expect((await inFlight).run?.id).toBe("slow-1");
+      await stopping;
+      const after = await client.getRun({ runId: "late" }, { headers, timeoutMs: 2_000 }).then(
+        () => undefined,
+        (err: unknown) => ServiceError.from(err),
+      );
+      expect(after?.code).toBe(Code.UNAVAILABLE);
+    } finally {
+      client.close();
+      await upstream.cleanup();
+    }
   });
 });

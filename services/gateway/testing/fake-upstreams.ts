@@ -51,6 +51,8 @@ export function fakeUpstream(replica: string, log: UpstreamLog): ServiceDefiniti
     async getRun(req, ctx) {
       log.record(replica, ctx);
       if (req.runId === "missing") throw notFound("run", req.runId);
+      // A slow answer: a call still in flight when the test stops or restarts something.
+      if (req.runId.startsWith("slow")) await new Promise((r) => setTimeout(r, 300));
       if (req.runId.startsWith("hang")) {
         // Answers only when the caller goes away: shows a unary cancellation reaching the service.
         await new Promise<void>((resolve) =>
