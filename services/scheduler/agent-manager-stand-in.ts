@@ -11,7 +11,6 @@ import { timestampNow } from "@bufbuild/protobuf/wkt";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import { AgentManagerService } from "../../gen/codex/agentmanager/v1/agentmanager_service_pb.js";
 import {
-  type CancelRunRequest,
   type EnqueueRunRequest,
   type Run,
   RunSchema,
@@ -21,11 +20,9 @@ import { RunCompletedSchema, RunStartedSchema } from "../../gen/codex/events/v1/
 import { ActorType } from "../../gen/codex/events/v1/envelope_pb.js";
 import { Code, ServiceError } from "../../mesh/errors.js";
 import { encodeEnvelope, newEnvelope } from "../../mesh/events/envelope.js";
-import { GrpcServer } from "../../mesh/grpc/server.js";
-import type { ServiceImpl } from "../../mesh/grpc/types.js";
-import { createLogger } from "../../mesh/logging.js";
 import { publish } from "../../mesh/nats/publisher.js";
 import type { Subjects } from "../../mesh/nats/subjects.js";
+import { StandInServer } from "../../test/support/stand-in.js";
 
 export type Outcome = "SUCCEEDED" | "FAILED" | "CANCELLED" | "LOST";
 
@@ -44,7 +41,7 @@ export interface EnqueueCall {
   run: Run;
 }
 
-export class AgentManagerStandIn {
+export class AgentManagerStandIn extends StandInServer {
   readonly calls: EnqueueCall[] = [];
   /** Runs the scheduler asked to cancel (answered UNIMPLEMENTED). */
   readonly cancels: string[] = [];
@@ -54,43 +51,20 @@ export class AgentManagerStandIn {
   /** Delay before EnqueueRun answers (to build a backlog in the scheduler's queue). */
   enqueueDelay: (req: EnqueueRunRequest) => number | Promise<void> = () => 0;
   readonly #runs = new Map<string, Run>();
-  readonly #server: GrpcServer;
-  #port = 0;
 
   constructor(
     private readonly js: JetStreamClient,
     private readonly subjects: Subjects,
     secret: string,
   ) {
-    this.#server = new GrpcServer({
-      logger: createLogger({ service: "agentmanager-stand-in", level: "warn" }),
-      principalSecret: secret,
+    super("agentmanager-stand-in", secret);
+    this.add(AgentManagerService, {
+      enqueueRun: (req) => this.#enqueue(req),
+      cancelRun: async (req) => {
+        this.cancels.push(req.runId);
+        throw new ServiceError(Code.UNIMPLEMENTED, "CancelRun is not implemented by the stand-in");
+      },
     });
-    const impl: Record<string, unknown> = {};
-    for (const m of AgentManagerService.methods) {
-      impl[m.localName] = async () => {
-        throw new ServiceError(Code.UNIMPLEMENTED, `${m.name} is not implemented by the stand-in`);
-      };
-    }
-    impl.enqueueRun = (req: EnqueueRunRequest) => this.#enqueue(req);
-    impl.cancelRun = async (req: CancelRunRequest) => {
-      this.cancels.push(req.runId);
-      throw new ServiceError(Code.UNIMPLEMENTED, "CancelRun is not implemented by the stand-in");
-    };
-    this.#server.add(AgentManagerService, impl as ServiceImpl<typeof AgentManagerService>);
-  }
-
-  get address(): string {
-    return `127.0.0.1:${this.#port}`;
-  }
-
-  async start(): Promise<void> {
-    this.#port = await this.#server.start(0, "127.0.0.1");
-    this.#server.setServing("SERVING");
-  }
-
-  async stop(): Promise<void> {
-    await this.#server.stop(1_000);
   }
 
   /** Calls for one task, in order. */

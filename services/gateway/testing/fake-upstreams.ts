@@ -4,7 +4,6 @@
  * observable: server streams that follow forever, client and bidi streams, deadlines and
  * cancellations as the upstream sees them, and which replica answered.
  */
-import type { DescService } from "@bufbuild/protobuf";
 import { AgentManagerService } from "../../../gen/codex/agentmanager/v1/agentmanager_service_pb.js";
 import { LogStream } from "../../../gen/codex/agentmanager/v1/logs_pb.js";
 import { WorkItemService } from "../../../gen/codex/workitem/v1/workitem_service_pb.js";
@@ -12,6 +11,7 @@ import type { Principal } from "../../../mesh/context.js";
 import { Code, failedPrecondition, notFound, ServiceError } from "../../../mesh/errors.js";
 import type { CallContext, ServiceImpl } from "../../../mesh/grpc/types.js";
 import type { ServiceDefinition } from "../../../mesh/service-host.js";
+import { withUnimplemented } from "../../../test/support/stand-in.js";
 
 /** What an upstream saw of one call. */
 export interface SeenCall {
@@ -105,26 +105,8 @@ export function fakeUpstream(replica: string, log: UpstreamLog): ServiceDefiniti
   return {
     name: `fake-${replica}`,
     setup(host) {
-      host.server.add(AgentManagerService, complete(AgentManagerService, agents));
-      host.server.add(WorkItemService, complete(WorkItemService, workItems));
+      host.server.add(AgentManagerService, withUnimplemented(AgentManagerService, agents, "the fake"));
+      host.server.add(WorkItemService, withUnimplemented(WorkItemService, workItems, "the fake"));
     },
   };
-}
-
-/** Fills the methods a fake does not implement with UNIMPLEMENTED. */
-function complete<S extends DescService>(service: S, impl: Partial<ServiceImpl<S>>): ServiceImpl<S> {
-  const out: Record<string, unknown> = {};
-  const refuse = () => new ServiceError(Code.UNIMPLEMENTED, "not in the fake");
-  for (const m of service.methods) {
-    const streamsOut = m.methodKind === "server_streaming" || m.methodKind === "bidi_streaming";
-    out[m.localName] = streamsOut
-      ? async function* () {
-          yield* [];
-          throw refuse();
-        }
-      : async () => {
-          throw refuse();
-        };
-  }
-  return { ...out, ...impl } as ServiceImpl<S>;
 }
