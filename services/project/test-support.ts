@@ -4,7 +4,6 @@
  * and cleans everything up.
  */
 import { randomBytes } from "node:crypto";
-import { createServer } from "node:net";
 import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { ProjectService } from "../../gen/codex/project/v1/project_service_pb.js";
@@ -19,6 +18,7 @@ import { type Subjects, subjectsFor } from "../../mesh/nats/subjects.js";
 import { dropSchema } from "../../mesh/postgres/migrations.js";
 import { createPool } from "../../mesh/postgres/pool.js";
 import { type RunningService, startService } from "../../mesh/service-host.js";
+import { freePort } from "../../test/support/ports.js";
 import type { projectConfigSpec } from "./config.js";
 import { projectService } from "./service.js";
 
@@ -109,19 +109,6 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
       }
     },
   };
-}
-
-/** A port the OS reports free right now (bound to 0, read, released). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "0.0.0.0", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** Awaits a call expected to fail with `code`; returns the error for further checks. */

@@ -7,13 +7,15 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createWriteStream, readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connectNats } from "../../mesh/nats/connection.js";
 import { createRedis } from "../../mesh/redis.js";
 import { checkHealth } from "../support/grpc-probes.js";
 import { deleteTestStreams, dropTestSchema, NATS_URL, REDIS_URL, uniqueName } from "../support/harness.js";
+import { freePort } from "../support/ports.js";
+
+export { freePort };
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const ALL_SERVICES = [
@@ -41,18 +43,6 @@ export interface ServiceProcess {
   address: string;
   /** Last lines of its output, for failure messages. */
   tail: string[];
-}
-
-/** A free TCP port on 127.0.0.1 (bound and released; good enough for tests on one machine). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const a = srv.address();
-      srv.close(() => (typeof a === "object" && a ? resolve(a.port) : reject(new Error("no port"))));
-    });
-  });
 }
 
 /** Peak resident set (VmHWM) of a live process, bytes; undefined once it is gone. */

@@ -5,7 +5,6 @@
  * Not imported by production code.
  */
 import { randomBytes } from "node:crypto";
-import { createServer } from "node:net";
 import type { DescMessage, MessageInitShape, MessageShape } from "@bufbuild/protobuf";
 import { AgentManagerService } from "../../../gen/codex/agentmanager/v1/agentmanager_service_pb.js";
 import type { WorkItemSnapshotSchema } from "../../../gen/codex/agentmanager/v1/run_pb.js";
@@ -18,6 +17,7 @@ import { readStream } from "../../../mesh/nats/testing.js";
 import { createPool } from "../../../mesh/postgres/pool.js";
 import { createRedis } from "../../../mesh/redis.js";
 import { REDIS_URL, startTestService, type TestService } from "../../../test/support/harness.js";
+import { freePort } from "../../../test/support/ports.js";
 import type { agentManagerConfigSpec } from "../config.js";
 import { agentManagerService } from "../service.js";
 
@@ -25,20 +25,6 @@ export type AmClient = ServiceClient<typeof AgentManagerService>;
 
 export const SERVICE: Principal = { type: "service", id: "scheduler" };
 export const ADMIN: Principal = { type: "user", id: "root", projectRoles: { "*": "admin" } };
-
-/** A port the OS reports free right now (the shared harness sends PORT=0, which config refuses). */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const address = srv.address();
-      srv.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
-}
 
 export interface AmHarness {
   readonly t: TestService<typeof agentManagerConfigSpec>;

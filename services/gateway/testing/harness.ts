@@ -2,29 +2,15 @@
  * TEST ONLY. Starts the gateway (with test security) and upstreams in-process through the same
  * host code path as production, each on free ports.
  */
-import { createServer } from "node:net";
 import type { ConfigSpec } from "../../../mesh/config.js";
 import type { ServiceDefinition } from "../../../mesh/service-host.js";
 import { startTestService, type TestService } from "../../../test/support/harness.js";
+import { freePort } from "../../../test/support/ports.js";
 import type { GatewayConfigSpec } from "../config.js";
 import type { GatewaySecurity } from "../pipeline/types.js";
 import { gatewayService } from "../service.js";
 
-/**
- * A port the OS reports free right now. Needed because mesh/config.ts refuses PORT=0 (its port()
- * has no allowZero), while test/support/harness.ts passes PORT=0.
- */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 /** An upstream started for a test on a free port. */
 export async function startUpstream<S extends ConfigSpec>(
