@@ -115,7 +115,13 @@ export class ProcessStack {
       };
       this.processes.set(name, this.#spawn(name, env));
     }
-    await Promise.all(this.names.map((n) => this.#waitServing(n)));
+    try {
+      await Promise.all(this.names.map((n) => this.#waitServing(n)));
+    } catch (err) {
+      // One service failed to start: stop the others rather than leave them running.
+      await this.stop();
+      throw err;
+    }
     return this;
   }
 
