@@ -190,38 +190,46 @@ export class OutboxRelay {
 
   async #publishBatch(): Promise<number> {
     const { js, batchSize, publishTimeoutMs } = this.#o;
-    const outcome = await withTransaction(this.#o.pool, async (client) => {
-      const { rows } = await client.query<OutboxRow>(
-        `SELECT seq, id, subject, payload, headers FROM ${this.#table}
+    const outcome = await withTransaction(
+      this.#o.pool,
+      async (client) => {
+        const { rows } = await client.query<OutboxRow>(
+          `SELECT seq, id, subject, payload, headers FROM ${this.#table}
           WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`,
-        [batchSize],
-      );
-      const results = await Promise.allSettled(
-        rows.map((r) =>
-          publish(js, r.subject, r.payload, {
-            msgId: r.id,
-            headers: stringHeaders(r.headers),
-            timeoutMs: publishTimeoutMs,
-          }),
-        ),
-      );
-      const done: string[] = [];
-      let duplicates = 0;
-      let failure: { error: unknown } | undefined;
-      results.forEach((res, i) => {
-        if (res.status === "rejected") failure ??= { error: res.reason };
-        else {
-          done.push(String(rows[i]?.seq));
-          if (res.value.duplicate) duplicates++;
-        }
-      });
-      if (done.length > 0) {
-        await client.query(`UPDATE ${this.#table} SET published_at = now() WHERE seq = ANY($1::bigint[])`, [
-          done,
-        ]);
-      }
-      return { claimed: rows.length, published: done.length, duplicates, failure };
-    });
+          [batchSize],
+        );
+        const results = await Promise.allSettled(
+          rows.map((r) =>
+            publish(js, r.subject, r.payload, {
+              msgId: r.id,
+              headers: stringHeaders(r.headers),
+              timeoutMs: publishTimeoutMs,
+            }),
+          ),
+        );
+        const done: string[] = [];
+        let duplicates = 0;
+        let failure: { error: unknown } | undefined;
+        results.forEach((res, i) => {
+          if (res.status === "rejected") failure ??= { error: res.reason };
+          else {
+            done.push(String(rows[i]?.seq));
+            if (res.value.duplicate) duplicates++;
+          }
+        });
+        return { claimed: rows.length, published: done.length, duplicates, failure, done };
+      },
+      {
+        // Marked with COMMIT, in one flight on a pipelined connection.
+        last: ({ done }) =>
+          done.length > 0
+            ? {
+                text: `UPDATE ${this.#table} SET published_at = now() WHERE seq = ANY($1::bigint[])`,
+                values: [done],
+              }
+            : undefined,
+      },
+    );
     if (outcome.published > 0)
       this.#onBatch({ published: outcome.published, duplicates: outcome.duplicates });
     if (outcome.failure !== undefined) throw outcome.failure.error;

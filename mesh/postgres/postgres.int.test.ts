@@ -86,6 +86,82 @@ describe("withTransaction", () => {
     expect(rows.map((r) => r.label)).toEqual(["kept"]);
     expect(p.totalCount - p.idleCount).toBe(0);
   });
+
+  it("sends the last statement with COMMIT, and a failing one rolls back everything", async () => {
+    const schema = uniqueSchema("txlast");
+    const p = pool(schema, 1);
+    await migrate(p, { schema, migrations: history });
+    const label = await withTransaction(
+      p,
+      async (c) => {
+        await c.query("INSERT INTO widgets (label) VALUES ('first')");
+        return "second";
+      },
+      { last: (l) => ({ text: "INSERT INTO widgets (label) VALUES ($1)", values: [l] }) },
+    );
+    expect(label).toBe("second");
+    // A last statement that fails (NOT NULL) makes COMMIT answer ROLLBACK: it must throw, not return.
+    await expect(
+      withTransaction(p, (c) => c.query("INSERT INTO widgets (label) VALUES ('lost')"), {
+        last: () => ({ text: "INSERT INTO widgets (label) VALUES ($1)", values: [null] }),
+      }),
+    ).rejects.toThrow(/null value/);
+    // fn's own statement failing after a pipelined BEGIN: rolled back, the client still usable.
+    await expect(
+      withTransaction(p, async (c) => {
+        await c.query("INSERT INTO widgets (label) VALUES ('lost too')");
+        await c.query("INSERT INTO widgets (nope) VALUES (1)");
+      }),
+    ).rejects.toThrow(/nope/);
+    const { rows } = await p.query<{ label: string }>("SELECT label FROM widgets ORDER BY id");
+    expect(rows.map((r) => r.label)).toEqual(["first", "second"]);
+    expect(p.totalCount - p.idleCount).toBe(0);
+  });
+
+  it("behaves the same on a pool without pipelining", async () => {
+    const schema = uniqueSchema("txplain");
+    const p = createPool({ url: URL, schema, max: 1, pipeline: false });
+    pools.push(p);
+    await migrate(p, { schema, migrations: history });
+    await withTransaction(p, (c) => c.query("INSERT INTO widgets (label) VALUES ('a')"), {
+      last: () => ({ text: "INSERT INTO widgets (label) VALUES ('b')" }),
+    });
+    await expect(
+      withTransaction(p, (c) => c.query("INSERT INTO widgets (label) VALUES ('lost')"), {
+        last: () => ({ text: "INSERT INTO widgets (label) VALUES (NULL)" }),
+      }),
+    ).rejects.toThrow(/null value/);
+    const { rows } = await p.query<{ label: string }>("SELECT label FROM widgets ORDER BY id");
+    expect(rows.map((r) => r.label)).toEqual(["a", "b"]);
+  });
+
+  it("pipelines: BEGIN and the first statement cost one round trip", async () => {
+    const schema = uniqueSchema("txpipe");
+    const p = pool(schema, 1);
+    await migrate(p, { schema, migrations: history });
+    // What happens on the wire, in order: our writes, and the server's ReadyForQuery answers.
+    const wire: ("write" | "ready")[] = [];
+    const client = await p.connect();
+    const connection = (
+      client as unknown as {
+        connection: {
+          stream: { write: (...a: unknown[]) => boolean };
+          on: (e: string, f: () => void) => void;
+        };
+      }
+    ).connection;
+    const write = connection.stream.write.bind(connection.stream);
+    connection.stream.write = (...a: unknown[]) => {
+      wire.push("write");
+      return write(...a);
+    };
+    connection.on("readyForQuery", () => wire.push("ready"));
+    client.release();
+    await withTransaction(p, (c) => c.query("SELECT 1"));
+    // BEGIN is one write; the statement's writes went out before BEGIN was answered.
+    expect(wire.indexOf("ready")).toBeGreaterThanOrEqual(2);
+    expect(wire.filter((w) => w === "ready")).toHaveLength(3); // BEGIN, SELECT, COMMIT
+  });
 });
 
 describe("migrate", () => {

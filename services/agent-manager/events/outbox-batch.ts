@@ -17,12 +17,12 @@ function shortName(typeName: string): string {
   return typeName.slice(typeName.lastIndexOf(".") + 1);
 }
 
-export async function stageEnvelopes(
-  client: pg.ClientBase,
+/** The statement staging `envelopes` (undefined when there are none), to send when it suits. */
+export function outboxStatement(
   subjects: Subjects,
   envelopes: readonly EventEnvelope[],
-): Promise<void> {
-  if (envelopes.length === 0) return;
+): pg.QueryConfig | undefined {
+  if (envelopes.length === 0) return undefined;
   const ids: string[] = [];
   const subs: string[] = [];
   const payloads: Uint8Array[] = [];
@@ -44,14 +44,14 @@ export async function stageEnvelopes(
     size += bytes.byteLength;
     headers.push(JSON.stringify(h));
   }
-  await client.query(
-    `WITH staged AS (
+  return {
+    text: `WITH staged AS (
        INSERT INTO outbox (id, subject, payload, headers)
        SELECT u.id, u.subject, substring($5::bytea FROM u.off FOR u.len), u.headers
        FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $6::jsonb[]) AS u(id, subject, off, len, headers)
        RETURNING seq
      )
      SELECT pg_notify(left('outbox_' || current_schema(), 63), '') FROM (SELECT 1 FROM staged LIMIT 1) AS one`,
-    [ids, subs, offsets, lengths, Buffer.concat(payloads, size), headers],
-  );
+    values: [ids, subs, offsets, lengths, Buffer.concat(payloads, size), headers],
+  };
 }

@@ -16,7 +16,7 @@ import type { EventEnvelope } from "../../../gen/codex/events/v1/envelope_pb.js"
 import type { Logger } from "../../../mesh/logging.js";
 import type { Subjects } from "../../../mesh/nats/subjects.js";
 import { withTransaction } from "../../../mesh/postgres/pool.js";
-import { stageEnvelopes } from "../events/outbox-batch.js";
+import { outboxStatement } from "../events/outbox-batch.js";
 
 /** What a kind gets while applying its changes. */
 export interface BatchContext {
@@ -147,22 +147,26 @@ export class GroupCommitter {
     );
     let outcomes: Map<Pending, Outcome<unknown>>;
     try {
-      outcomes = await withTransaction(this.#o.pool, async (client) => {
-        const ctx: BatchContext = { client, now: new Date(), stage: (e) => events.push(e) };
-        const out = new Map<Pending, Outcome<unknown>>();
-        for (const kind of kinds) {
-          const items = byKind.get(kind) ?? [];
-          const results = await kind.apply(
-            ctx,
-            items.map((i) => i.payload),
-          );
-          items.forEach((item, i) => {
-            out.set(item, results[i] ?? { ok: false, error: new Error(`${kind.name}: no outcome`) });
-          });
-        }
-        await stageEnvelopes(client, this.#o.subjects, events);
-        return out;
-      });
+      outcomes = await withTransaction(
+        this.#o.pool,
+        async (client) => {
+          const ctx: BatchContext = { client, now: new Date(), stage: (e) => events.push(e) };
+          const out = new Map<Pending, Outcome<unknown>>();
+          for (const kind of kinds) {
+            const items = byKind.get(kind) ?? [];
+            const results = await kind.apply(
+              ctx,
+              items.map((i) => i.payload),
+            );
+            items.forEach((item, i) => {
+              out.set(item, results[i] ?? { ok: false, error: new Error(`${kind.name}: no outcome`) });
+            });
+          }
+          return out;
+        },
+        // The events go with COMMIT, in one flight on the pipelined connection.
+        { last: () => outboxStatement(this.#o.subjects, events) },
+      );
     } catch (err) {
       if (splitOnFailure && batch.length > 1) {
         this.#o.logger.warn(

@@ -7,7 +7,7 @@ import type pg from "pg";
 import type { EventEnvelope } from "../../../gen/codex/events/v1/envelope_pb.js";
 import type { Subjects } from "../../../mesh/nats/subjects.js";
 import { withTransaction } from "../../../mesh/postgres/pool.js";
-import { stageEnvelopes } from "../events/outbox-batch.js";
+import { outboxStatement } from "../events/outbox-batch.js";
 import type { BatchContext, BatchKind } from "./group-commit.js";
 
 export async function inTx<T>(
@@ -15,11 +15,9 @@ export async function inTx<T>(
   subjects: Subjects,
   fn: (ctx: BatchContext) => Promise<T>,
 ): Promise<T> {
-  return withTransaction(pool, async (client) => {
-    const events: EventEnvelope[] = [];
-    const result = await fn({ client, now: new Date(), stage: (e) => events.push(e) });
-    await stageEnvelopes(client, subjects, events);
-    return result;
+  const events: EventEnvelope[] = [];
+  return withTransaction(pool, (client) => fn({ client, now: new Date(), stage: (e) => events.push(e) }), {
+    last: () => outboxStatement(subjects, events),
   });
 }
 
