@@ -29,7 +29,14 @@ export interface BatchContext {
 
 export type Outcome<R> = { ok: true; value: R } | { ok: false; error: unknown };
 
-/** One kind of change, applied to many items at once; outcomes in the items' order. */
+/**
+ * One kind of change, applied to many items at once; outcomes in the items' order.
+ *
+ * The kinds of a batch are started one after the other in their registered order but not
+ * awaited in between: on the pipelined connection their statements travel together. So `apply`
+ * must issue its first statement before its first `await`, and a kind may rely on an earlier
+ * kind's first statement having run before its own (as assign relies on enqueue's INSERT).
+ */
 export interface BatchKind<P, R> {
   readonly name: string;
   apply(ctx: BatchContext, items: readonly P[]): Promise<Outcome<R>[]>;
@@ -150,18 +157,28 @@ export class GroupCommitter {
       outcomes = await withTransaction(
         this.#o.pool,
         async (client) => {
-          const ctx: BatchContext = { client, now: new Date(), stage: (e) => events.push(e) };
+          const now = new Date();
           const out = new Map<Pending, Outcome<unknown>>();
-          for (const kind of kinds) {
-            const items = byKind.get(kind) ?? [];
-            const results = await kind.apply(
-              ctx,
-              items.map((i) => i.payload),
-            );
-            items.forEach((item, i) => {
-              out.set(item, results[i] ?? { ok: false, error: new Error(`${kind.name}: no outcome`) });
+          // Each kind stages into its own list, joined in kind order: the answers may be handled
+          // in another order (a kind with a second statement), the events must not.
+          const staged = kinds.map(() => [] as EventEnvelope[]);
+          const applied = await Promise.allSettled(
+            kinds.map((kind, k) =>
+              kind.apply(
+                { client, now, stage: (e) => staged[k]?.push(e) },
+                (byKind.get(kind) ?? []).map((i) => i.payload),
+              ),
+            ),
+          );
+          applied.forEach((res, k) => {
+            const kind = kinds[k];
+            if (!kind) return;
+            if (res.status === "rejected") throw res.reason;
+            (byKind.get(kind) ?? []).forEach((item, i) => {
+              out.set(item, res.value[i] ?? { ok: false, error: new Error(`${kind.name}: no outcome`) });
             });
-          }
+          });
+          for (const list of staged) events.push(...list);
           return out;
         },
         // The events go with COMMIT, in one flight on the pipelined connection.
