@@ -155,11 +155,11 @@ export async function withTransaction<T>(
   let broken: Error | undefined;
   try {
     let result: T;
+    // Pipelined: BEGIN and the statements fn sends before its first await leave in one write.
+    const uncork = cork(client);
     const begin = client.query("BEGIN");
     if (isPipelined(client)) {
       begin.catch(() => {}); // awaited below, after fn's statements
-      // BEGIN and the statements fn sends before its first await leave in one write.
-      const uncork = cork(client);
       let pending: Promise<T>;
       try {
         pending = fn(client);
