@@ -34,7 +34,8 @@ import { createLogger } from "../mesh/logging.js";
 import { connectNats } from "../mesh/nats/connection.js";
 import { subjectsFor } from "../mesh/nats/subjects.js";
 import { AgentWorker } from "../sdk/index.js";
-import { freePort, ProcessStack, ROOT } from "../test/e2e/process-stack.js";
+import { ProcessStack, ROOT } from "../test/e2e/process-stack.js";
+import { freePort } from "../test/support/ports.js";
 import type { Benchmark } from "./run.js";
 
 const AGENTS = Number(process.env.BENCH_AGENTS ?? 10);

@@ -16,8 +16,9 @@ import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
 import { Code, ServiceError } from "../../mesh/errors.js";
 import { createClient } from "../../mesh/grpc/client.js";
 import { eventually } from "../../mesh/nats/testing.js";
+import { freePort } from "../../test/support/ports.js";
 import { fakeUpstream, UpstreamLog } from "./testing/fake-upstreams.js";
-import { freePort, startGateway, startUpstream, type TestGateway } from "./testing/harness.js";
+import { startGateway, startUpstream, type TestGateway } from "./testing/harness.js";
 import { bearer, testSecurity } from "./testing/test-security.js";
 import { waitFor } from "./testing/wait.js";
 

@@ -15,8 +15,6 @@ import { checkHealth } from "../support/grpc-probes.js";
 import { deleteTestStreams, dropTestSchema, NATS_URL, REDIS_URL, uniqueName } from "../support/harness.js";
 import { freePort } from "../support/ports.js";
 
-export { freePort };
-
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 export const ALL_SERVICES = [
   "project",

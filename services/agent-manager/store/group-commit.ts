@@ -160,25 +160,28 @@ export class GroupCommitter {
           const now = new Date();
           const out = new Map<Pending, Outcome<unknown>>();
           // Each kind stages into its own list, joined in kind order: the answers may be handled
-          // in another order (a kind with a second statement), the events must not.
-          const staged = kinds.map(() => [] as EventEnvelope[]);
+          // in another order (a kind with a second statement), the events must not. An async
+          // arrow runs synchronously up to its first await, so every kind's first statement is
+          // still sent here, in kind order.
           const applied = await Promise.allSettled(
-            kinds.map((kind, k) =>
-              kind.apply(
-                { client, now, stage: (e) => staged[k]?.push(e) },
-                (byKind.get(kind) ?? []).map((i) => i.payload),
-              ),
-            ),
+            kinds.map(async (kind) => {
+              const items = byKind.get(kind) ?? [];
+              const staged: EventEnvelope[] = [];
+              const results = await kind.apply(
+                { client, now, stage: (e) => staged.push(e) },
+                items.map((i) => i.payload),
+              );
+              return { kind, items, results, staged };
+            }),
           );
-          applied.forEach((res, k) => {
-            const kind = kinds[k];
-            if (!kind) return;
+          for (const res of applied) {
             if (res.status === "rejected") throw res.reason;
-            (byKind.get(kind) ?? []).forEach((item, i) => {
-              out.set(item, res.value[i] ?? { ok: false, error: new Error(`${kind.name}: no outcome`) });
+            const { kind, items, results, staged } = res.value;
+            items.forEach((item, i) => {
+              out.set(item, results[i] ?? { ok: false, error: new Error(`${kind.name}: no outcome`) });
             });
-          });
-          for (const list of staged) events.push(...list);
+            events.push(...staged);
+          }
           return out;
         },
         // The events go with COMMIT, in one flight on the pipelined connection.

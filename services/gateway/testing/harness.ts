@@ -10,8 +10,6 @@ import type { GatewayConfigSpec } from "../config.js";
 import type { GatewaySecurity } from "../pipeline/types.js";
 import { gatewayService } from "../service.js";
 
-export { freePort };
-
 /** An upstream started for a test on a free port. */
 export async function startUpstream<S extends ConfigSpec>(
   def: ServiceDefinition<S>,
