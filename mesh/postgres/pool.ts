@@ -1,4 +1,5 @@
 import pg from "pg";
+import { PreparingClient } from "./statements.js";
 
 /**
  * Schema names we accept: lowercase, unquoted-identifier safe, at most 63 bytes (PostgreSQL's
@@ -76,6 +77,11 @@ export interface PoolOptions {
    * with the last. Sequential use (await each query) behaves exactly as without.
    */
   pipeline?: boolean;
+  /**
+   * Statements with parameters are prepared once per connection, named by their text (default
+   * true; see statements.ts): Postgres parses and plans them once instead of on every execution.
+   */
+  prepare?: boolean;
 }
 
 /**
@@ -98,6 +104,7 @@ export function createPool(opts: PoolOptions): pg.Pool {
   if (opts.applicationName !== undefined) config.application_name = opts.applicationName;
   // pg >= 8.20 (not in @types/pg yet): pipeline mode, passed on to every client of the pool.
   if (opts.pipeline ?? true) (config as { pipeline?: boolean }).pipeline = true;
+  if (opts.prepare ?? true) config.Client = PreparingClient;
   const pool = new pg.Pool(config);
   const onError = opts.onError ?? (() => {});
   pool.on("error", onError);

@@ -69,6 +69,50 @@ describe("createPool", () => {
   });
 });
 
+describe("prepared statements", () => {
+  /** The statements prepared on the one connection of `p`, by text. */
+  async function prepared(p: pg.Pool): Promise<Map<string, string>> {
+    const { rows } = await p.query<{ name: string; statement: string }>(
+      "SELECT name, statement FROM pg_prepared_statements",
+    );
+    return new Map(rows.map((r) => [r.statement, r.name]));
+  }
+
+  it("prepares a parameterised statement once per connection, named by its text", async () => {
+    const schema = uniqueSchema("prep");
+    const p = pool(schema, 1);
+    const text = "SELECT $1::int + 1 AS x";
+    for (let i = 0; i < 3; i++) {
+      const { rows } = await p.query<{ x: number }>(text, [i]);
+      expect(rows[0]?.x).toBe(i + 1);
+    }
+    // The config form too, inside a transaction, and the same text keeps its one name.
+    await withTransaction(p, (c) => c.query({ text, values: [5] }));
+    const byText = await prepared(p);
+    expect(byText.get(text)).toMatch(/^codex_\d+$/);
+    // Texts without parameters (BEGIN, COMMIT, this catalog query) stay unnamed.
+    expect([...byText.keys()].filter((t) => !t.includes("$"))).toEqual([]);
+    const plain = createPool({ url: URL, schema, max: 1, prepare: false });
+    pools.push(plain);
+    await plain.query(text, [1]);
+    expect((await prepared(plain)).size).toBe(0);
+  });
+
+  it("a table changed under SELECT * fails one call, then the next runs on a fresh connection", async () => {
+    const schema = uniqueSchema("prep");
+    const p = pool(schema, 1);
+    await admin.query(`CREATE SCHEMA ${quoteSchema(schema)}`);
+    await p.query("CREATE TABLE gadgets (id int PRIMARY KEY)");
+    await p.query("INSERT INTO gadgets VALUES (1)");
+    const read = () => withTransaction(p, (c) => c.query("SELECT * FROM gadgets WHERE id = $1", [1]));
+    expect((await read()).rows).toEqual([{ id: 1 }]);
+    // Another replica's migration, during a rolling deploy.
+    await admin.query(`ALTER TABLE ${quoteSchema(schema)}.gadgets ADD COLUMN label text DEFAULT 'x'`);
+    await expect(read()).rejects.toMatchObject({ code: "0A000" });
+    expect((await read()).rows).toEqual([{ id: 1, label: "x" }]);
+  });
+});
+
 describe("withTransaction", () => {
   it("commits on success, rolls back on error and always releases the client", async () => {
     const schema = uniqueSchema("tx");
