@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { outboxStaged } from "./wake.js";
 
 /** One message to publish, as stored in the outbox. */
 export interface OutboxMessage {
@@ -12,22 +13,19 @@ export interface OutboxMessage {
 }
 
 /**
- * Stores a message in the caller's schema's `outbox` table and wakes the relay.
+ * Stores a message in the caller's schema's `outbox` table; the relays of this process are woken
+ * when the transaction commits (wake.ts).
  *
  * Call it with the client of the transaction that makes the state change the message announces
  * (see `withTransaction`): the row commits or rolls back with the change, which is the whole
  * point of the transactional outbox (no event for a change that did not happen, no change whose
- * event is lost). The `pg_notify` is transactional too: the relay is woken at commit, never for
- * a rolled-back row, and several enqueues in one transaction wake it once.
+ * event is lost). The relay is woken at commit, never for a rolled-back row.
  *
  * @returns the row's `seq` (publication order).
  */
 export async function enqueueOutbox(client: pg.ClientBase, msg: OutboxMessage): Promise<bigint> {
   const { rows } = await client.query<{ seq: bigint | string }>(
-    `WITH row AS (
-       INSERT INTO outbox (id, subject, payload, headers) VALUES ($1, $2, $3, $4) RETURNING seq
-     )
-     SELECT seq, pg_notify(left('outbox_' || current_schema(), 63), '') FROM row`,
+    "INSERT INTO outbox (id, subject, payload, headers) VALUES ($1, $2, $3, $4) RETURNING seq",
     [
       msg.id,
       msg.subject,
@@ -35,6 +33,7 @@ export async function enqueueOutbox(client: pg.ClientBase, msg: OutboxMessage): 
       msg.headers ?? {},
     ],
   );
+  outboxStaged(client);
   // int8 is a bigint on pools from createPool, a string on plain pg clients.
   return BigInt(rows[0]?.seq ?? 0);
 }

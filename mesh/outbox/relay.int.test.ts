@@ -12,7 +12,7 @@ import { dropSchema, migrate } from "../postgres/migrations.js";
 import { createPool, withTransaction } from "../postgres/pool.js";
 import { enqueueOutbox } from "./enqueue.js";
 import { OutboxRelay, type OutboxRelayOptions } from "./relay.js";
-import { outboxChannel, outboxMigrationSql } from "./schema.js";
+import { outboxMigrationSql } from "./schema.js";
 
 const tag = randomBytes(5).toString("hex");
 const schema = `t_outbox_${tag}`;
@@ -169,15 +169,41 @@ describe("outbox", () => {
     await expectExactlyOnce(ids);
   });
 
-  it("wakes on NOTIFY instead of waiting for the poll interval, and reports lag", async () => {
-    const r = relay({ pollIntervalMs: 60_000 });
+  it("wakes when a transaction that staged rows commits, not when one rolls back", async () => {
+    let batches = 0;
+    const r = relay({ pollIntervalMs: 60_000, onBatch: () => batches++ });
     r.start();
-    await new Promise((resolve) => setTimeout(resolve, 200)); // let it LISTEN and go idle
+    await new Promise((resolve) => setTimeout(resolve, 200)); // its first (empty) batch, then idle
+    await expect(
+      withTransaction(pool, async (c) => {
+        await enqueueOutbox(c, {
+          id: randomUUID(),
+          subject: subjects.event("widget", "WidgetMade"),
+          payload: new Uint8Array([1]),
+        });
+        throw new Error("changed my mind");
+      }),
+    ).rejects.toThrow("changed my mind");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(batches).toBe(0);
     const ids = await stage(3);
-    await eventually("published via NOTIFY", async () => (await r.lag()).pending === 0, 3_000);
+    // Long before the 60 s poll: the commits woke it.
+    await eventually("published on commit", async () => (await r.lag()).pending === 0, 3_000);
     await expectExactlyOnce(ids);
-    expect(outboxChannel(schema)).toBe(`outbox_${schema}`);
-    expect(outboxChannel("x".repeat(63))).toHaveLength(63);
+    // Rows committed outside any withTransaction (autocommit) wake it as well.
+    const id = randomUUID();
+    const client = await pool.connect();
+    try {
+      await enqueueOutbox(client, {
+        id,
+        subject: subjects.event("widget", "WidgetMade"),
+        payload: new Uint8Array([2]),
+      });
+    } finally {
+      client.release();
+    }
+    await eventually("published after autocommit", async () => (await r.lag()).pending === 0, 3_000);
+    await expectExactlyOnce([...ids, id]);
   });
 
   it("reports lag of unpublished rows", async () => {

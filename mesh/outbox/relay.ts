@@ -2,7 +2,7 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import type pg from "pg";
 import { publish } from "../nats/publisher.js";
 import { quoteSchema, withTransaction } from "../postgres/pool.js";
-import { outboxChannel } from "./schema.js";
+import { onOutboxCommitted } from "./wake.js";
 
 /** Options for {@link OutboxRelay}. */
 export interface OutboxRelayOptions {
@@ -13,7 +13,10 @@ export interface OutboxRelayOptions {
   js: JetStreamClient;
   /** Rows locked and published per transaction (default 100). */
   batchSize?: number;
-  /** Poll interval when no NOTIFY arrives, e.g. while the LISTEN connection is down (default 1 s). */
+  /**
+   * Poll interval (default 1 s): how soon rows nobody woke the relay for are published (rows of
+   * a writer that died before its relay ran, rows staged by a process without a relay).
+   */
   pollIntervalMs?: number;
   /**
    * After an idle relay is woken, wait this long before taking a batch (default 0), so rows
@@ -63,7 +66,8 @@ function stringHeaders(raw: Record<string, unknown>): Record<string, string> {
  *   the rows are marked in the same transaction that locked them. A crash between publish and
  *   commit leaves the rows unpublished; the next relay re-publishes them with the same
  *   `Nats-Msg-Id` (the event id) and JetStream drops the copies: exactly once in the stream.
- * - Woken by NOTIFY from `enqueueOutbox` for low latency; polling is only the fallback.
+ * - Woken in-process when a transaction that staged rows in its schema commits (wake.ts), for
+ *   low latency; polling is only the fallback.
  * - Transient failures are reported to `onError`, then retried with backoff: an outage of NATS
  *   or PostgreSQL delays events, it never loses them or crashes the service.
  */
@@ -74,9 +78,9 @@ export class OutboxRelay {
   readonly #onBatch: (stats: { published: number; duplicates: number }) => void;
   readonly #table: string;
   #loop: Promise<void> | undefined;
-  #listener: pg.PoolClient | undefined;
+  #unsubscribe: (() => void) | undefined;
   #woken = false;
-  #wakeOnNotify = false;
+  #wakeOnCommit = false;
   #wake: (() => void) | undefined;
   #lastSweep = 0;
 
@@ -104,6 +108,10 @@ export class OutboxRelay {
   start(): void {
     if (this.#state !== "INITIALIZED") throw new Error(`outbox relay already ${this.#state}`);
     this.#state = "RUNNING";
+    this.#unsubscribe = onOutboxCommitted(this.#o.schema, () => {
+      this.#woken = true;
+      if (this.#wakeOnCommit) this.#wake?.();
+    });
     this.#loop = this.#run();
   }
 
@@ -116,7 +124,8 @@ export class OutboxRelay {
     this.#state = "DRAINING";
     this.#wake?.();
     await this.#loop;
-    this.#dropListener(undefined);
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
     this.#state = "STOPPED";
   }
 
@@ -148,7 +157,6 @@ export class OutboxRelay {
     let failures = 0;
     while (this.#state === "RUNNING") {
       try {
-        await this.#listen().catch((err: unknown) => this.#onError(err)); // polling still works
         // Keep going while batches come back full; stop() is honoured between batches.
         let full = true;
         while (full && this.#state === "RUNNING") full = (await this.#publishBatch()) === this.#o.batchSize;
@@ -167,16 +175,16 @@ export class OutboxRelay {
   }
 
   /**
-   * Sleeps until `ms` passed or stop(); when idle (`onNotify`) also until a NOTIFY arrives,
-   * including one that arrived during the last batch. Backoff sleeps ignore NOTIFY, so a burst of
+   * Sleeps until `ms` passed or stop(); when idle (`onCommit`) also until staged rows commit,
+   * including rows that committed during the last batch. Backoff sleeps ignore commits, so a burst of
    * enqueues during a NATS outage does not turn into a burst of doomed publish attempts.
    */
-  #sleep(ms: number, onNotify: boolean): Promise<void> {
-    if ((onNotify && this.#woken) || this.#state !== "RUNNING") {
+  #sleep(ms: number, onCommit: boolean): Promise<void> {
+    if ((onCommit && this.#woken) || this.#state !== "RUNNING") {
       this.#woken = false;
       return Promise.resolve();
     }
-    this.#wakeOnNotify = onNotify;
+    this.#wakeOnCommit = onCommit;
     return new Promise((resolve) => {
       const timer = setTimeout(() => this.#wake?.(), ms);
       this.#wake = () => {
@@ -234,34 +242,6 @@ export class OutboxRelay {
       this.#onBatch({ published: outcome.published, duplicates: outcome.duplicates });
     if (outcome.failure !== undefined) throw outcome.failure.error;
     return outcome.claimed;
-  }
-
-  /** (Re)establishes the LISTEN connection; while it is down, polling still delivers the rows. */
-  async #listen(): Promise<void> {
-    if (this.#listener !== undefined) return;
-    const client = await this.#o.pool.connect();
-    client.on("notification", () => {
-      this.#woken = true;
-      if (this.#wakeOnNotify) this.#wake?.();
-    });
-    client.on("error", (err) => {
-      this.#onError(err);
-      this.#dropListener(err);
-    });
-    this.#listener = client;
-    try {
-      await client.query(`LISTEN "${outboxChannel(this.#o.schema)}"`);
-    } catch (err) {
-      this.#dropListener(err instanceof Error ? err : new Error(String(err)));
-      throw err;
-    }
-  }
-
-  /** Destroys the LISTEN connection rather than pooling it, so nobody else inherits the LISTEN. */
-  #dropListener(err: Error | undefined): void {
-    const client = this.#listener;
-    this.#listener = undefined;
-    client?.release(err ?? true);
   }
 
   /** Deletes published rows past retention, in small chunks so the sweep never holds long locks. */

@@ -1,5 +1,3 @@
-import { quoteSchema } from "../postgres/pool.js";
-
 /**
  * SQL creating the `outbox` table in the current `search_path`, for a service to append to its
  * own migrations (e.g. `{ version: 3, name: "outbox", sql: outboxMigrationSql() }`).
@@ -25,19 +23,4 @@ export function outboxMigrationSql(): string {
 CREATE INDEX outbox_unpublished_idx ON outbox (seq) WHERE published_at IS NULL;
 CREATE INDEX outbox_published_at_idx ON outbox (published_at) WHERE published_at IS NOT NULL;
 `;
-}
-
-/** PostgreSQL truncates identifiers (and refuses notify channels) beyond 63 bytes. */
-const MAX_IDENTIFIER = 63;
-
-/**
- * The LISTEN/NOTIFY channel on which enqueues in `schema` wake that schema's relay.
- *
- * One channel per schema, so services sharing a database server do not wake each other's
- * relays. Long schema names are cut to 63 bytes exactly as `enqueueOutbox` does in SQL; two
- * schemas sharing that prefix only cause an occasional spurious wake-up.
- */
-export function outboxChannel(schema: string): string {
-  quoteSchema(schema);
-  return `outbox_${schema}`.slice(0, MAX_IDENTIFIER);
 }

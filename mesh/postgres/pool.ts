@@ -106,9 +106,34 @@ export function createPool(opts: PoolOptions): pg.Pool {
   if (opts.pipeline ?? true) (config as { pipeline?: boolean }).pipeline = true;
   if (opts.prepare ?? true) config.Client = PreparingClient;
   const pool = new pg.Pool(config);
+  pool.on("connect", (client) => clientSchemas.set(client, opts.schema));
   const onError = opts.onError ?? (() => {});
   pool.on("error", onError);
   return pool;
+}
+
+/** The schema each client of a pool from {@link createPool} is pinned to. */
+const clientSchemas = new WeakMap<pg.ClientBase, string>();
+
+/** The schema `client`'s search_path is pinned to; undefined for clients not from createPool. */
+export function schemaOf(client: pg.ClientBase): string | undefined {
+  return clientSchemas.get(client);
+}
+
+/** Callbacks waiting for the COMMIT of the {@link withTransaction} a client is in. */
+const commitHooks = new WeakMap<pg.ClientBase, (() => void)[]>();
+
+/**
+ * Runs `fn` after the transaction `client` is in (a {@link withTransaction}) commits, and never
+ * if it rolls back. Returns false, and does nothing, when `client` is in no such transaction.
+ * For work that must only follow a durable change (waking the outbox relay, say). A throwing
+ * `fn` is ignored: the transaction is committed either way.
+ */
+export function afterCommit(client: pg.ClientBase, fn: () => void): boolean {
+  const hooks = commitHooks.get(client);
+  if (hooks === undefined) return false;
+  hooks.push(fn);
+  return true;
 }
 
 /** Whether a client writes statements without waiting for earlier answers (see PoolOptions). */
@@ -160,6 +185,8 @@ export async function withTransaction<T>(
 ): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
+  const hooks: (() => void)[] = [];
+  commitHooks.set(client, hooks);
   try {
     let result: T;
     // Pipelined: BEGIN and the statements fn sends before its first await leave in one write.
@@ -189,6 +216,14 @@ export async function withTransaction<T>(
     }
     const [, commit] = await sent;
     if (commit.command !== "COMMIT") throw new Error(`transaction not committed: ${commit.command}`);
+    commitHooks.delete(client);
+    for (const hook of hooks) {
+      try {
+        hook();
+      } catch {
+        // committed either way; the hook's own failure is its business
+      }
+    }
     return result;
   } catch (err) {
     try {
@@ -198,6 +233,7 @@ export async function withTransaction<T>(
     }
     throw err;
   } finally {
+    commitHooks.delete(client);
     client.release(broken);
   }
 }

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dropSchema, type Migration, MigrationError, migrate } from "./migrations.js";
-import { createPool, quoteSchema, withTransaction } from "./pool.js";
+import { afterCommit, createPool, quoteSchema, withTransaction } from "./pool.js";
 
 const URL = "postgres://root@127.0.0.1:5432/test";
 const schemas: string[] = [];
@@ -160,6 +160,32 @@ describe("withTransaction", () => {
     const { rows } = await p.query<{ label: string }>("SELECT label FROM widgets ORDER BY id");
     expect(rows.map((r) => r.label)).toEqual(["first", "second"]);
     expect(p.totalCount - p.idleCount).toBe(0);
+  });
+
+  it("runs afterCommit hooks once the transaction committed, never after a rollback", async () => {
+    const p = pool(uniqueSchema("hooks"), 1);
+    const ran: string[] = [];
+    await withTransaction(p, async (c) => {
+      expect(afterCommit(c, () => ran.push("committed"))).toBe(true);
+      await c.query("SELECT 1");
+      expect(ran).toEqual([]); // not before COMMIT
+    });
+    expect(ran).toEqual(["committed"]);
+    await expect(
+      withTransaction(p, async (c) => {
+        afterCommit(c, () => ran.push("rolled back"));
+        throw new Error("no");
+      }),
+    ).rejects.toThrow("no");
+    expect(ran).toEqual(["committed"]);
+    // Outside a transaction there is nothing to wait for; the same client, later, is not in one.
+    const c = await p.connect();
+    try {
+      expect(afterCommit(c, () => ran.push("never"))).toBe(false);
+    } finally {
+      c.release();
+    }
+    expect(ran).toEqual(["committed"]);
   });
 
   it("behaves the same on a pool without pipelining", async () => {

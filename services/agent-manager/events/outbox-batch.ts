@@ -3,9 +3,10 @@
  *
  * Why not mesh's stageEvent per event: a group commit carries hundreds of events, and one
  * INSERT per event would cost a round trip each. This writes the same rows (same table, same
- * subject scheme, same headers, envelope id as Nats-Msg-Id) with one multi-row INSERT and
- * wakes the relay once, inside the caller's transaction, so the outbox guarantee is unchanged:
- * an event is published if and only if its state change committed. The payloads travel as one
+ * subject scheme, same headers, envelope id as Nats-Msg-Id) with one multi-row INSERT inside
+ * the caller's transaction, so the outbox guarantee is unchanged: an event is published if and
+ * only if its state change committed. The caller marks the transaction with `outboxStaged`, so
+ * the relay is woken at COMMIT. The payloads travel as one
  * binary parameter cut by offsets in SQL: a bytea[] parameter would be hex-encoded as text.
  */
 import type pg from "pg";
@@ -45,13 +46,9 @@ export function outboxStatement(
     headers.push(JSON.stringify(h));
   }
   return {
-    text: `WITH staged AS (
-       INSERT INTO outbox (id, subject, payload, headers)
+    text: `INSERT INTO outbox (id, subject, payload, headers)
        SELECT u.id, u.subject, substring($5::bytea FROM u.off FOR u.len), u.headers
-       FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $6::jsonb[]) AS u(id, subject, off, len, headers)
-       RETURNING seq
-     )
-     SELECT pg_notify(left('outbox_' || current_schema(), 63), '') FROM (SELECT 1 FROM staged LIMIT 1) AS one`,
+       FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $6::jsonb[]) AS u(id, subject, off, len, headers)`,
     values: [ids, subs, offsets, lengths, Buffer.concat(payloads, size), headers],
   };
 }

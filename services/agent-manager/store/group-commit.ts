@@ -15,6 +15,7 @@ import type pg from "pg";
 import type { EventEnvelope } from "../../../gen/codex/events/v1/envelope_pb.js";
 import type { Logger } from "../../../mesh/logging.js";
 import type { Subjects } from "../../../mesh/nats/subjects.js";
+import { outboxStaged } from "../../../mesh/outbox/wake.js";
 import { withTransaction } from "../../../mesh/postgres/pool.js";
 import { outboxStatement } from "../events/outbox-batch.js";
 
@@ -182,6 +183,7 @@ export class GroupCommitter {
             });
             events.push(...staged);
           }
+          if (events.length > 0) outboxStaged(client); // the relay is woken at COMMIT
           return out;
         },
         // The events go with COMMIT, in one flight on the pipelined connection.

@@ -6,6 +6,7 @@
 import type pg from "pg";
 import type { EventEnvelope } from "../../../gen/codex/events/v1/envelope_pb.js";
 import type { Subjects } from "../../../mesh/nats/subjects.js";
+import { outboxStaged } from "../../../mesh/outbox/wake.js";
 import { withTransaction } from "../../../mesh/postgres/pool.js";
 import { outboxStatement } from "../events/outbox-batch.js";
 import type { BatchContext, BatchKind } from "./group-commit.js";
@@ -16,9 +17,15 @@ export async function inTx<T>(
   fn: (ctx: BatchContext) => Promise<T>,
 ): Promise<T> {
   const events: EventEnvelope[] = [];
-  return withTransaction(pool, (client) => fn({ client, now: new Date(), stage: (e) => events.push(e) }), {
-    last: () => outboxStatement(subjects, events),
-  });
+  return withTransaction(
+    pool,
+    async (client) => {
+      const result = await fn({ client, now: new Date(), stage: (e) => events.push(e) });
+      if (events.length > 0) outboxStaged(client); // the relay is woken at COMMIT
+      return result;
+    },
+    { last: () => outboxStatement(subjects, events) },
+  );
 }
 
 /** Applies one item of a batch kind inside `ctx`, throwing its refusal. */
