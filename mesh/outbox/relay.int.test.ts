@@ -206,6 +206,74 @@ describe("outbox", () => {
     await expectExactlyOnce([...ids, id]);
   });
 
+  /**
+   * Stages one row in a transaction that stays open while two more rows commit and are published:
+   * its seq is below the relay's cursor when it commits. Returns its id, the others' ids and the
+   * commit of the held transaction.
+   */
+  async function straggler(
+    r: OutboxRelay,
+  ): Promise<{ late: string; early: string[]; commit: () => Promise<void> }> {
+    const late = randomUUID();
+    let release: (() => void) | undefined;
+    let staged: (() => void) | undefined;
+    const inserted = new Promise<void>((resolve) => {
+      staged = resolve;
+    });
+    const tx = withTransaction(pool, async (c) => {
+      await enqueueOutbox(c, {
+        id: late,
+        subject: subjects.event("widget", "WidgetMade"),
+        payload: new Uint8Array([9]),
+      });
+      staged?.();
+      await new Promise<void>((resolve) => {
+        release = resolve;
+      });
+    });
+    await inserted;
+    const early = await stage(2);
+    // The held row is invisible to everyone else until it commits.
+    await eventually(
+      "the later rows published",
+      async () => (await readStream(jsm, subjects.streams.events)).length === early.length,
+      3_000,
+    );
+    expect((await r.lag()).pending).toBe(0);
+    const commit = async () => {
+      release?.();
+      await tx;
+    };
+    return { late, early, commit };
+  }
+
+  it("publishes a row committed after later rows were published, at once within the rescan window", async () => {
+    const r = relay({ pollIntervalMs: 60_000 });
+    r.start();
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the start-up full scan is done
+    const { late, early, commit } = await straggler(r);
+    await commit();
+    await eventually(
+      "the straggler published on its commit",
+      async () => (await r.lag()).pending === 0,
+      3_000,
+    );
+    await expectExactlyOnce([late, ...early]);
+  });
+
+  it("publishes a row committed too far behind the cursor with the next full scan", async () => {
+    const r = relay({ pollIntervalMs: 300, rescanWindow: 0 });
+    r.start();
+    const { late, early, commit } = await straggler(r);
+    await commit();
+    await eventually(
+      "the straggler published by a full scan",
+      async () => (await r.lag()).pending === 0,
+      3_000,
+    );
+    await expectExactlyOnce([late, ...early]);
+  });
+
   it("reports lag of unpublished rows", async () => {
     await stage(4);
     await pool.query(

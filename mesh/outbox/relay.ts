@@ -23,6 +23,13 @@ export interface OutboxRelayOptions {
    * committed in quick succession go out in one transaction instead of one each.
    */
   lingerMs?: number;
+  /**
+   * A woken relay looks for rows from this many sequence numbers below the highest it has
+   * published (default 1,000), not from the start: see `#publishBatch`. Rows further back (a
+   * transaction that stayed open while that many rows were published) wait for the next full scan,
+   * one poll interval at most.
+   */
+  rescanWindow?: number;
   /** Wait for each JetStream ack (default 5 s); keep it well under the 2-minute duplicate window. */
   publishTimeoutMs?: number;
   /** Delete published rows older than this; `"forever"` keeps them (default 24 h). */
@@ -83,11 +90,16 @@ export class OutboxRelay {
   #wakeOnCommit = false;
   #wake: (() => void) | undefined;
   #lastSweep = 0;
+  /** Highest seq this relay has claimed. */
+  #cursor = 0n;
+  /** When the last scan from the start of the table found every row it could claim. */
+  #lastFullScan = Number.NEGATIVE_INFINITY;
 
   constructor(opts: OutboxRelayOptions) {
     this.#table = `${quoteSchema(opts.schema)}.outbox`;
     this.#o = {
       batchSize: 100,
+      rescanWindow: 1_000,
       pollIntervalMs: 1_000,
       lingerMs: 0,
       publishTimeoutMs: 5_000,
@@ -137,7 +149,7 @@ export class OutboxRelay {
   async flush(): Promise<number> {
     let total = 0;
     for (;;) {
-      const n = await this.#publishBatch();
+      const n = await this.#publishBatch(true);
       total += n;
       if (n < this.#o.batchSize) return total;
     }
@@ -159,7 +171,8 @@ export class OutboxRelay {
       try {
         // Keep going while batches come back full; stop() is honoured between batches.
         let full = true;
-        while (full && this.#state === "RUNNING") full = (await this.#publishBatch()) === this.#o.batchSize;
+        while (full && this.#state === "RUNNING")
+          full = (await this.#publishBatch(false)) === this.#o.batchSize;
         await this.#sweep();
         failures = 0;
       } catch (err) {
@@ -196,15 +209,30 @@ export class OutboxRelay {
     });
   }
 
-  async #publishBatch(): Promise<number> {
-    const { js, batchSize, publishTimeoutMs } = this.#o;
+  /**
+   * Claims, publishes and marks one batch; returns how many rows it claimed.
+   *
+   * Where it looks: every published row leaves a dead entry in the partial index of unpublished
+   * rows until autovacuum comes by (a minute apart at best), and a scan from the start of the
+   * table walks all of them. After a burst of 6,000 runs that was 74 index pages and 0.5 ms for
+   * each batch of one row, a sixth of Postgres's CPU at 100 runs/s. So a batch starts just below
+   * the highest seq this relay claimed (`rescanWindow` back: seq is taken at INSERT, and a
+   * transaction that began earlier can commit later), and only one batch per poll interval, or
+   * `full` (flush), scans from the start, for rows the window misses.
+   */
+  async #publishBatch(full: boolean): Promise<number> {
+    const { js, batchSize, publishTimeoutMs, pollIntervalMs, rescanWindow } = this.#o;
+    const startedAt = performance.now();
+    const fromStart = full || startedAt - this.#lastFullScan >= pollIntervalMs;
+    const floor = this.#cursor - BigInt(rescanWindow);
+    const after = fromStart || floor < 0n ? 0n : floor;
     const outcome = await withTransaction(
       this.#o.pool,
       async (client) => {
         const { rows } = await client.query<OutboxRow>(
           `SELECT seq, id, subject, payload, headers FROM ${this.#table}
-          WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`,
-          [batchSize],
+          WHERE published_at IS NULL AND seq > $2 ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED`,
+          [batchSize, after],
         );
         const results = await Promise.allSettled(
           rows.map((r) =>
@@ -225,7 +253,10 @@ export class OutboxRelay {
             if (res.value.duplicate) duplicates++;
           }
         });
-        return { claimed: rows.length, published: done.length, duplicates, failure, done };
+        const tail = rows.at(-1);
+        // int8 is a bigint on pools from createPool, a string on others.
+        const lastSeq = tail === undefined ? undefined : BigInt(tail.seq);
+        return { claimed: rows.length, published: done.length, duplicates, failure, done, lastSeq };
       },
       {
         // Marked with COMMIT, in one flight on a pipelined connection.
@@ -238,6 +269,9 @@ export class OutboxRelay {
             : undefined,
       },
     );
+    const last = outcome.lastSeq;
+    if (last !== undefined && last > this.#cursor) this.#cursor = last;
+    if (fromStart && outcome.claimed < batchSize) this.#lastFullScan = startedAt;
     if (outcome.published > 0)
       this.#onBatch({ published: outcome.published, duplicates: outcome.duplicates });
     if (outcome.failure !== undefined) throw outcome.failure.error;
