@@ -98,7 +98,9 @@ export function createPool(opts: PoolOptions): pg.Pool {
   // Sent in the startup packet, i.e. the server applies `SET search_path TO "<schema>"` before the
   // connection accepts its first statement. Issuing the SET from the pool's `connect` event
   // instead would race the caller's first query (pg 8 warns about it and pg 9 will refuse it).
-  const options = `-c search_path=${quoteSchema(opts.schema)}`;
+  // plan_cache_mode: prepared statements are still planned for their actual parameters every
+  // time (see statements.ts); only parsing and analysis are saved.
+  const options = `-c search_path=${quoteSchema(opts.schema)} -c plan_cache_mode=force_custom_plan`;
   const config: pg.PoolConfig = { connectionString: opts.url, types: typeParsers, options };
   if (opts.max !== undefined) config.max = opts.max;
   if (opts.applicationName !== undefined) config.application_name = opts.applicationName;

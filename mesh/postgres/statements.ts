@@ -2,8 +2,14 @@ import pg from "pg";
 
 /**
  * Statements with parameters are prepared once per connection: the first execution sends Parse
- * with a name, later ones only Bind and Execute, so Postgres parses and analyses the text once and,
- * after a few executions, reuses a generic plan instead of planning every time.
+ * with a name, later ones only Bind and Execute, so Postgres parses and analyses the text once.
+ *
+ * Every execution is still planned for its parameters: pools set `plan_cache_mode` to
+ * `force_custom_plan`. Left to itself, Postgres switches a statement to a cached generic plan
+ * after five executions when that plan looks no dearer; a service's first executions meet empty
+ * tables, where a sequential scan looks cheapest, and the plan stays until the next ANALYZE. The
+ * audit intake's duplicate check (`event_id = ANY($1)`, named by hand before this) was such a
+ * plan: after a burst of 6,000 runs it scanned the whole table on every append, 64% of a core.
  *
  * Why: at 100 runs/s a profile of Postgres put parse, analysis and planning at a third of the CPU
  * the agent manager's connections cost it (perf; base_yyparse, pg_plan_queries). Every service
