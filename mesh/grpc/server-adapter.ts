@@ -40,6 +40,13 @@ type Handler = (input: unknown, ctx: CallContext) => unknown;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
+ * The abort reason of a call the client cancelled, built once: grpc-js reports "cancelled" for
+ * many calls that already ended too (the client resets the stream after the trailers), and a
+ * fresh error with its stack for each was 0.7% of the agent manager at 100 runs/s.
+ */
+const CANCELLED_BY_CLIENT = new ServiceError(Code.CANCELLED, "call cancelled by client");
+
+/**
  * Turns a protobuf-es service descriptor and a typed async implementation into what grpc-js
  * serves. Every call goes through one boundary that sets up the request context, the server
  * span and metrics, and maps any thrown error to a gRPC status with google.rpc details.
@@ -82,13 +89,8 @@ function wrap(
   return ((call: AnyCall, callback?: sendUnaryData<unknown>) => {
     const started = process.hrtime.bigint();
     const abort = new AbortController();
+    (call as NodeJS.EventEmitter).on("cancelled", () => abort.abort(CANCELLED_BY_CLIENT));
     let finished = false;
-    // grpc-js also reports "cancelled" for many calls that already ended (the client resets the
-    // stream after the trailers): only a call still running is aborted, and only then is the
-    // error (with its stack) built — at 100 runs/s that was a few hundred errors a second.
-    (call as NodeJS.EventEmitter).on("cancelled", () => {
-      if (!finished) abort.abort(new ServiceError(Code.CANCELLED, "call cancelled by client"));
-    });
     const finish = (err: unknown, response?: unknown) => {
       if (finished) return;
       finished = true;
