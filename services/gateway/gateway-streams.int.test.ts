@@ -102,6 +102,17 @@ describe("server streaming over REST", () => {
     await waitFor(() => log.cancelled.includes("followed"), "the upstream to see the cancellation");
   });
 
+  it("ends a followed stream at the client's grpc-timeout with DEADLINE_EXCEEDED, and cancels the upstream", async () => {
+    const res = await fetch(`${gw.httpUrl}/v1/runs/deadlined/logs:watch?follow=true`, {
+      headers: { authorization: auth, "grpc-timeout": "700m" },
+    });
+    expect(res.status).toBe(200); // messages went out before the deadline
+    const body = lines(await res.text());
+    expect(body[0]).toMatchObject({ result: { entries: [{ text: "deadlined line 0" }] } });
+    expect(body.at(-1)).toMatchObject({ error: { code: 4 } });
+    await waitFor(() => log.cancelled.includes("deadlined"), "the upstream to see the cancellation");
+  });
+
   it("cancels the upstream when an SSE client disconnects", async () => {
     const abort = new AbortController();
     const res = await fetch(`${gw.httpUrl}/v1/runs/sse-followed/logs:watch?follow=true`, {

@@ -22,7 +22,6 @@ import { RestRouter } from "./rest/router.js";
 import { jsonRegistry } from "./rest/transcode.js";
 import { buildRouteTable, type GATEWAY_SERVICES } from "./routes/route-table.js";
 import { UpstreamSessions } from "./routes/upstream-sessions.js";
-import { UpstreamPool } from "./routes/upstreams.js";
 
 /** What the gateway is built from. */
 export interface GatewayOptions {
@@ -79,10 +78,6 @@ export function gatewayService(opts: GatewayOptions): GatewayDefinition {
       const security = typeof opts.security === "function" ? await opts.security(host) : opts.security;
       await security.setup?.(host);
       const routes = buildRouteTable(opts.services);
-      const upstreams = new UpstreamPool(
-        upstreamAddresses(config, () => `127.0.0.1:${host.server.port}`),
-        { maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES },
-      );
       const pipeline = new Pipeline({
         security,
         meshSecret: config.MESH_SECRET,
@@ -100,8 +95,8 @@ export function gatewayService(opts: GatewayOptions): GatewayDefinition {
       const bridge = new RestBridge({
         router: new RestRouter(routes),
         pipeline,
-        upstreams,
         sessions,
+        maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES,
         registry: jsonRegistry(routes.services),
         logger,
         maxBodyBytes: config.GATEWAY_MAX_BODY_BYTES,
@@ -120,7 +115,6 @@ export function gatewayService(opts: GatewayOptions): GatewayDefinition {
       // Added in dependency order; the host stops components in reverse.
       host.addComponent("upstreams", {
         stop: async () => {
-          upstreams.close();
           sessions.close();
         },
       });

@@ -1,4 +1,4 @@
-import { constants, type IncomingHttpHeaders } from "node:http2";
+import { type ClientHttp2Stream, constants, type IncomingHttpHeaders } from "node:http2";
 import { Metadata, type StatusObject } from "@grpc/grpc-js";
 import { Code } from "../../../mesh/errors.js";
 import type { UpstreamName } from "../routes/route-table.js";
@@ -32,14 +32,7 @@ export function callUnaryH2(
     done = true;
     onStatus(status, response);
   };
-  const headers = metadata.toHttp2Headers() as Record<string, string | string[] | number>;
-  headers[constants.HTTP2_HEADER_METHOD] = "POST";
-  headers[constants.HTTP2_HEADER_PATH] = path;
-  headers[constants.HTTP2_HEADER_SCHEME] = "http";
-  headers[constants.HTTP2_HEADER_CONTENT_TYPE] = "application/grpc";
-  headers.te = "trailers";
-  if (deadline !== undefined) headers["grpc-timeout"] = formatTimeout(deadline - Date.now());
-  const up = sessions.request(upstream, headers);
+  const up = sessions.request(upstream, requestHeaders(path, metadata, deadline));
   const chunks: Buffer[] = [];
   let trailers: IncomingHttpHeaders | undefined;
   let httpStatus = 200;
@@ -64,27 +57,62 @@ export function callUnaryH2(
   });
   up.once("close", () => {
     clearTimeout(timer);
-    if (trailers) return report(statusOf(trailers, httpStatus), message(Buffer.concat(chunks)));
-    if ((error && error.code !== "ERR_HTTP2_STREAM_ERROR") || up.session?.destroyed) {
-      const details = `upstream unavailable: ${error?.message ?? "connection closed"}`;
-      return report({ code: Code.UNAVAILABLE, details, metadata: new Metadata() });
-    }
-    const rst = up.rstCode ?? constants.NGHTTP2_NO_ERROR;
-    const s =
-      rst === constants.NGHTTP2_NO_ERROR
-        ? { code: Code.INTERNAL, message: "upstream ended the call without a status" }
-        : statusOfReset(rst);
-    report({ code: s.code, details: s.message, metadata: new Metadata() });
+    const status = closingStatus(up, trailers, httpStatus, error);
+    report(status, trailers ? message(Buffer.concat(chunks)) : undefined);
   });
-  const prefix = Buffer.alloc(5);
-  prefix.writeUInt32BE(request.length, 1);
-  up.end(Buffer.concat([prefix, request]));
+  up.end(frame(request));
   return {
     cancel: () => {
       up.close(constants.NGHTTP2_CANCEL);
       report({ code: Code.CANCELLED, details: "Cancelled on client", metadata: new Metadata() });
     },
   };
+}
+
+/** The request headers of a call of `path` carrying `metadata`, as grpc-js would send them. */
+export function requestHeaders(
+  path: string,
+  metadata: Metadata,
+  deadline: number | undefined,
+): Record<string, string | string[] | number> {
+  const headers = metadata.toHttp2Headers() as Record<string, string | string[] | number>;
+  headers[constants.HTTP2_HEADER_METHOD] = "POST";
+  headers[constants.HTTP2_HEADER_PATH] = path;
+  headers[constants.HTTP2_HEADER_SCHEME] = "http";
+  headers[constants.HTTP2_HEADER_CONTENT_TYPE] = "application/grpc";
+  headers.te = "trailers";
+  if (deadline !== undefined) headers["grpc-timeout"] = formatTimeout(deadline - Date.now());
+  return headers;
+}
+
+/** One length-prefixed, uncompressed message. */
+export function frame(message: Uint8Array): Buffer {
+  const prefix = Buffer.alloc(5);
+  prefix.writeUInt32BE(message.length, 1);
+  return Buffer.concat([prefix, message]);
+}
+
+/**
+ * The status of an upstream stream that closed: its trailers' when it sent them; UNAVAILABLE
+ * when the connection failed; otherwise what its reset code means.
+ */
+export function closingStatus(
+  up: ClientHttp2Stream,
+  trailers: IncomingHttpHeaders | undefined,
+  httpStatus: number,
+  error: (Error & { code?: string }) | undefined,
+): StatusObject {
+  if (trailers) return statusOf(trailers, httpStatus);
+  if ((error && error.code !== "ERR_HTTP2_STREAM_ERROR") || up.session?.destroyed) {
+    const details = `upstream unavailable: ${error?.message ?? "connection closed"}`;
+    return { code: Code.UNAVAILABLE, details, metadata: new Metadata() };
+  }
+  const rst = up.rstCode ?? constants.NGHTTP2_NO_ERROR;
+  const s =
+    rst === constants.NGHTTP2_NO_ERROR
+      ? { code: Code.INTERNAL, message: "upstream ended the call without a status" }
+      : statusOfReset(rst);
+  return { code: s.code, details: s.message, metadata: new Metadata() };
 }
 
 function statusOf(trailers: IncomingHttpHeaders, httpStatus: number): StatusObject {

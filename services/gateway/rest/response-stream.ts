@@ -1,7 +1,8 @@
 import type { ServerResponse } from "node:http";
 import type { JsonValue } from "@bufbuild/protobuf";
-import type { ClientReadableStream, StatusObject } from "@grpc/grpc-js";
+import type { StatusObject } from "@grpc/grpc-js";
 import { Code, ServiceError } from "../../../mesh/errors.js";
+import type { ServerStreamCall } from "../grpc-proxy/h2-stream.js";
 
 /** How a server-streaming RPC is written over HTTP/1.1. */
 export type StreamFormat = "ndjson" | "sse";
@@ -33,11 +34,7 @@ export interface StreamRelayOptions {
  * HTTP status.
  * A client that disconnects cancels the upstream call; backpressure pauses the upstream.
  */
-export function relayStream(
-  up: ClientReadableStream<Buffer>,
-  res: ServerResponse,
-  o: StreamRelayOptions,
-): void {
+export function relayStream(up: ServerStreamCall, res: ServerResponse, o: StreamRelayOptions): void {
   let status: StatusObject | undefined;
   let drained = false;
   let done = false;

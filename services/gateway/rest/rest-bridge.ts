@@ -3,13 +3,13 @@ import { fromBinary, type JsonValue, type Registry, toBinary } from "@bufbuild/p
 import type { CallOptions, Metadata, StatusObject } from "@grpc/grpc-js";
 import { Code, invalidArgument, ServiceError } from "../../../mesh/errors.js";
 import type { Logger } from "../../../mesh/logging.js";
+import { callServerStreamH2 } from "../grpc-proxy/h2-stream.js";
 import { callUnaryH2 } from "../grpc-proxy/h2-unary.js";
 import { restMetadata } from "../pipeline/metadata.js";
 import type { CallState, Pipeline } from "../pipeline/pipeline.js";
 import type { Credentials } from "../pipeline/types.js";
 import type { HttpBinding, PublicMethod } from "../routes/route-table.js";
 import type { UpstreamSessions } from "../routes/upstream-sessions.js";
-import { passThrough, type UpstreamPool } from "../routes/upstreams.js";
 import { readBody } from "./body.js";
 import { errorJson, errorResponse, HttpError } from "./http-errors.js";
 import { relayStream, streamFormatOf } from "./response-stream.js";
@@ -19,9 +19,10 @@ import { requestFromHttp, responseToJson } from "./transcode.js";
 export interface RestBridgeOptions {
   readonly router: RestRouter;
   readonly pipeline: Pipeline;
-  readonly upstreams: UpstreamPool;
-  /** Unary calls go over the same HTTP/2 sessions as the gRPC door (less CPU than grpc-js). */
+  /** Calls go over the same HTTP/2 sessions as the gRPC door (less CPU than grpc-js). */
   readonly sessions: UpstreamSessions;
+  /** Largest response message a server stream may send (GRPC_MAX_MESSAGE_BYTES). */
+  readonly maxMessageBytes: number;
   readonly registry: Registry;
   readonly logger: Logger;
   readonly maxBodyBytes: number;
@@ -65,16 +66,16 @@ export class RestBridge {
       );
       await this.o.pipeline.admit(state, route, credentials(req), request);
       const bytes = Buffer.from(toBinary(route.method.input, request));
-      const client = this.o.upstreams.pick(route.upstream);
       const md = restMetadata(req.headers, this.o.pipeline.upstreamHeaders(state));
       if (route.method.methodKind === "server_streaming") {
-        const up = client.makeServerStreamRequest(
+        const up = callServerStreamH2(
+          this.o.sessions,
+          route.upstream,
           route.path,
-          passThrough,
-          passThrough,
           bytes,
           md,
-          deadline(req),
+          epochMs(deadline(req).deadline),
+          this.o.maxMessageBytes,
         );
         relayStream(up, res, {
           format: streamFormatOf(header(req, "accept")),
@@ -121,8 +122,7 @@ export class RestBridge {
           reject(err);
         }
       };
-      const ms = at === undefined ? undefined : at instanceof Date ? at.getTime() : at;
-      const call = callUnaryH2(this.o.sessions, route.upstream, route.path, bytes, md, ms, onStatus);
+      const call = callUnaryH2(this.o.sessions, route.upstream, route.path, bytes, md, epochMs(at), onStatus);
       res.on("close", () => {
         if (!res.writableFinished) call.cancel();
       });
@@ -184,6 +184,11 @@ const GRPC_TIMEOUT = /^(\d{1,8})([HMSmun])$/;
 const UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1_000, m: 1, u: 0.001, n: 0.000001 };
 
 /** The call's deadline: the client's `Grpc-Timeout` (grpc-gateway honours it) capped by `capMs`. */
+/** A grpc-js deadline (Date or epoch ms) as epoch ms. */
+function epochMs(at: CallOptions["deadline"]): number | undefined {
+  return at === undefined ? undefined : at instanceof Date ? at.getTime() : at;
+}
+
 function deadline(req: IncomingMessage, capMs?: number): CallOptions {
   const m = GRPC_TIMEOUT.exec(header(req, "grpc-timeout") ?? "");
   const asked = m ? Number(m[1]) * UNIT_MS[m[2]!]! : undefined;

@@ -6,7 +6,10 @@ import {
   type OutgoingHttpHeaders,
 } from "node:http2";
 import { unavailable } from "../../../mesh/errors.js";
-import type { AddressResolver } from "./upstreams.js";
+import type { UpstreamName } from "./route-table.js";
+
+/** The addresses of an upstream's replicas (host:port), or undefined when it is not configured. */
+export type AddressResolver = (name: UpstreamName) => readonly string[] | undefined;
 
 /** Options of the HTTP/2 upstream pool. */
 export interface SessionPoolOptions {
@@ -123,7 +126,7 @@ class Replica {
  *
  * Why sessions of our own rather than grpc-js channels: forwarding bytes over `node:http2`
  * skips grpc-js's per-call machinery (call stacks, metadata objects, message framing), which was
- * most of the gateway's CPU per call. The rotation keeps UpstreamPool's rules: addresses may be
+ * most of the gateway's CPU per call. The rotation's rules: addresses may be
  * host names, the order is deterministic, and a replica whose last dial failed is skipped while
  * another is not (and dialled again in the background, with backoff, until it answers).
  */
