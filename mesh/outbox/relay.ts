@@ -218,12 +218,12 @@ export class OutboxRelay {
    * each batch of one row, a sixth of Postgres's CPU at 100 runs/s. So a batch starts just below
    * the highest seq this relay claimed (`rescanWindow` back: seq is taken at INSERT, and a
    * transaction that began earlier can commit later), and only one batch per poll interval, or
-   * `full` (flush), scans from the start, for rows the window misses.
+   * `scanAll` (flush), scans from the start, for rows the window misses.
    */
-  async #publishBatch(full: boolean): Promise<number> {
+  async #publishBatch(scanAll: boolean): Promise<number> {
     const { js, batchSize, publishTimeoutMs, pollIntervalMs, rescanWindow } = this.#o;
     const startedAt = performance.now();
-    const fromStart = full || startedAt - this.#lastFullScan >= pollIntervalMs;
+    const fromStart = scanAll || startedAt - this.#lastFullScan >= pollIntervalMs;
     const floor = this.#cursor - BigInt(rescanWindow);
     const after = fromStart || floor < 0n ? 0n : floor;
     const outcome = await withTransaction(

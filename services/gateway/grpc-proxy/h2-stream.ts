@@ -1,10 +1,9 @@
 import { EventEmitter } from "node:events";
-import { constants, type IncomingHttpHeaders } from "node:http2";
-import { Metadata, type StatusObject } from "@grpc/grpc-js";
+import { Metadata } from "@grpc/grpc-js";
 import { Code } from "../../../mesh/errors.js";
 import type { UpstreamName } from "../routes/route-table.js";
 import type { UpstreamSessions } from "../routes/upstream-sessions.js";
-import { closingStatus, frame, requestHeaders } from "./h2-unary.js";
+import { openUpstreamCall } from "./h2-unary.js";
 
 /**
  * A server-streaming call in flight, as the REST bridge relays it: `data` once per response
@@ -34,45 +33,37 @@ export function callServerStreamH2(
   maxMessageBytes: number,
 ): ServerStreamCall {
   const call = new EventEmitter() as ServerStreamCall;
-  let reported = false;
-  const report = (status: StatusObject) => {
-    if (reported) return;
-    reported = true;
-    call.emit("end");
-    call.emit("status", status);
-  };
-  const up = sessions.request(upstream, requestHeaders(path, metadata, deadline));
-  let trailers: IncomingHttpHeaders | undefined;
-  let httpStatus = 200;
-  let error: (Error & { code?: string }) | undefined;
-  /** A status of our own (a bad message, the deadline, a cancel), which wins over the upstream's. */
-  let local: StatusObject | undefined;
-  const fail = (code: Code, details: string) => {
-    local ??= { code, details, metadata: new Metadata() };
-    up.close(constants.NGHTTP2_CANCEL);
-  };
-  const timer =
-    deadline === undefined
-      ? undefined
-      : setTimeout(() => fail(Code.DEADLINE_EXCEEDED, "Deadline exceeded"), deadline - Date.now());
-  up.once("response", (h, flags) => {
-    httpStatus = Number(h[constants.HTTP2_HEADER_STATUS]);
-    if (flags & constants.NGHTTP2_FLAG_END_STREAM) trailers = h;
-  });
-  up.once("trailers", (t) => {
-    trailers = t;
-  });
   let pending: Buffer = Buffer.alloc(0);
+  const { up, fail } = openUpstreamCall(sessions, upstream, path, request, metadata, deadline, (status) => {
+    call.emit("end");
+    // As grpc-js: a stream that ends inside a message did not end well.
+    call.emit(
+      "status",
+      status.code === Code.OK && pending.length > 0
+        ? {
+            code: Code.INTERNAL,
+            details: "upstream ended the stream inside a message",
+            metadata: new Metadata(),
+          }
+        : status,
+    );
+  });
+  /** Set once the call failed on our side: no message is delivered after that. */
+  let failed = false;
+  const stop = (code: Code, details: string) => {
+    failed = true;
+    fail(code, details);
+  };
   up.on("data", (chunk: Buffer) => {
     pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-    while (local === undefined && pending.length >= 5) {
+    while (!failed && pending.length >= 5) {
       const length = pending.readUInt32BE(1);
       if (length > maxMessageBytes) {
-        fail(Code.RESOURCE_EXHAUSTED, `Received message larger than max (${length} vs. ${maxMessageBytes})`);
+        stop(Code.RESOURCE_EXHAUSTED, `Received message larger than max (${length} vs. ${maxMessageBytes})`);
         return;
       }
       if (pending[0] !== 0) {
-        fail(Code.INTERNAL, "upstream sent a compressed message the gateway did not ask for");
+        stop(Code.INTERNAL, "upstream sent a compressed message the gateway did not ask for");
         return;
       }
       if (pending.length < 5 + length) break;
@@ -81,25 +72,8 @@ export function callServerStreamH2(
       call.emit("data", message);
     }
   });
-  up.on("error", (e) => {
-    error = e;
-  });
-  up.once("close", () => {
-    clearTimeout(timer);
-    const status = local ?? closingStatus(up, trailers, httpStatus, error);
-    if (status.code === Code.OK && pending.length > 0) {
-      // As grpc-js: a stream that ends inside a message did not end well.
-      return report({
-        code: Code.INTERNAL,
-        details: "upstream ended the stream inside a message",
-        metadata: new Metadata(),
-      });
-    }
-    report(status);
-  });
-  up.end(frame(request));
   call.pause = () => up.pause();
   call.resume = () => up.resume();
-  call.cancel = () => fail(Code.CANCELLED, "Cancelled on client");
+  call.cancel = () => stop(Code.CANCELLED, "Cancelled on client");
   return call;
 }

@@ -26,24 +26,62 @@ export function callUnaryH2(
   deadline: number | undefined,
   onStatus: (status: StatusObject, response: Buffer | undefined) => void,
 ): UnaryCall {
+  const chunks: Buffer[] = [];
+  const { up, fail } = openUpstreamCall(
+    sessions,
+    upstream,
+    path,
+    request,
+    metadata,
+    deadline,
+    (status, trailers) => onStatus(status, trailers ? message(Buffer.concat(chunks)) : undefined),
+  );
+  up.on("data", (c: Buffer) => chunks.push(c));
+  return { cancel: () => fail(Code.CANCELLED, "Cancelled on client") };
+}
+
+/** A call's upstream stream, opened and sent by {@link openUpstreamCall}. */
+export interface UpstreamCall {
+  /** The upstream stream: its `data` is the response's length-prefixed frames. */
+  readonly up: ClientHttp2Stream;
+  /** Ends the call now with a status of our own (deadline, cancel, a bad message), closing upstream. */
+  fail(code: Code, details: string): void;
+}
+
+/**
+ * Opens a call of `path` on the upstream sessions and sends its one request message; what the
+ * unary and the server-streaming calls share. `onStatus` is called once: with the status of
+ * {@link UpstreamCall.fail} (the deadline fails the call too), or when the stream closes with
+ * {@link closingStatus} and whether trailers arrived.
+ */
+export function openUpstreamCall(
+  sessions: UpstreamSessions,
+  upstream: UpstreamName,
+  path: string,
+  request: Uint8Array,
+  metadata: Metadata,
+  deadline: number | undefined,
+  onStatus: (status: StatusObject, trailers: boolean) => void,
+): UpstreamCall {
+  let timer: NodeJS.Timeout | undefined;
   let done = false;
-  const report = (status: StatusObject, response?: Buffer) => {
+  const report = (status: StatusObject, trailers: boolean) => {
     if (done) return;
     done = true;
-    onStatus(status, response);
+    clearTimeout(timer);
+    onStatus(status, trailers);
   };
   const up = sessions.request(upstream, requestHeaders(path, metadata, deadline));
-  const chunks: Buffer[] = [];
+  const fail = (code: Code, details: string) => {
+    up.close(constants.NGHTTP2_CANCEL);
+    report({ code, details, metadata: new Metadata() }, false);
+  };
+  if (deadline !== undefined) {
+    timer = setTimeout(() => fail(Code.DEADLINE_EXCEEDED, "Deadline exceeded"), deadline - Date.now());
+  }
   let trailers: IncomingHttpHeaders | undefined;
   let httpStatus = 200;
   let error: (Error & { code?: string }) | undefined;
-  const timer =
-    deadline === undefined
-      ? undefined
-      : setTimeout(() => {
-          up.close(constants.NGHTTP2_CANCEL);
-          report({ code: Code.DEADLINE_EXCEEDED, details: "Deadline exceeded", metadata: new Metadata() });
-        }, deadline - Date.now());
   up.once("response", (h, flags) => {
     httpStatus = Number(h[constants.HTTP2_HEADER_STATUS]);
     if (flags & constants.NGHTTP2_FLAG_END_STREAM) trailers = h;
@@ -51,26 +89,16 @@ export function callUnaryH2(
   up.once("trailers", (t) => {
     trailers = t;
   });
-  up.on("data", (c: Buffer) => chunks.push(c));
   up.on("error", (e) => {
     error = e;
   });
-  up.once("close", () => {
-    clearTimeout(timer);
-    const status = closingStatus(up, trailers, httpStatus, error);
-    report(status, trailers ? message(Buffer.concat(chunks)) : undefined);
-  });
+  up.once("close", () => report(closingStatus(up, trailers, httpStatus, error), trailers !== undefined));
   up.end(frame(request));
-  return {
-    cancel: () => {
-      up.close(constants.NGHTTP2_CANCEL);
-      report({ code: Code.CANCELLED, details: "Cancelled on client", metadata: new Metadata() });
-    },
-  };
+  return { up, fail };
 }
 
 /** The request headers of a call of `path` carrying `metadata`, as grpc-js would send them. */
-export function requestHeaders(
+function requestHeaders(
   path: string,
   metadata: Metadata,
   deadline: number | undefined,
@@ -96,7 +124,7 @@ export function frame(message: Uint8Array): Buffer {
  * The status of an upstream stream that closed: its trailers' when it sent them; UNAVAILABLE
  * when the connection failed; otherwise what its reset code means.
  */
-export function closingStatus(
+function closingStatus(
   up: ClientHttp2Stream,
   trailers: IncomingHttpHeaders | undefined,
   httpStatus: number,
