@@ -2,16 +2,21 @@
  * The gateway: one front door for gRPC (GATEWAY_GRPC_PORT) and REST (GATEWAY_HTTP_PORT) to every
  * public service, both going through one pipeline (request id → authenticate → rate limit →
  * authorize → forward with the signed principal). host.server (PORT) serves the gateway's own
- * services (ApiKeyService, IdentityService), which the front doors reach like any other upstream.
+ * services (ApiKeyService, IdentityService), which the front doors reach like any other upstream,
+ * and Envoy's ext_authz `Authorization/Check`, the same pipeline for the production Envoy front
+ * door (authz/ext-authz.ts).
  *
  * Shutdown: when the host starts draining, both front doors report not ready at once (/readyz 503,
  * gRPC health NOT_SERVING); the host then stops its own server, the REST and gRPC listeners (each
  * letting calls finish until the grace deadline), and finally the upstream channels.
  */
+
+import { Authorization } from "../../gen/envoy/service/auth/v3/external_auth_pb.js";
 import type { ConfigSpec } from "../../mesh/config.js";
 import type { Migration } from "../../mesh/postgres/migrations.js";
 import type { ServiceDefinition } from "../../mesh/service-host.js";
 import { authConfigSpec, createGatewaySecurity, gatewayMigrations } from "./auth/index.js";
+import { extAuthzService } from "./authz/ext-authz.js";
 import { type GatewayConfigSpec, gatewayConfigSpec, upstreamAddresses } from "./config.js";
 import { GrpcProxy } from "./grpc-proxy/proxy-server.js";
 import { Pipeline } from "./pipeline/pipeline.js";
@@ -92,12 +97,18 @@ export function gatewayService(opts: GatewayOptions): GatewayDefinition {
         maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES,
       };
       proxy = new GrpcProxy({ routes, context, port: config.GATEWAY_GRPC_PORT });
+      const registry = jsonRegistry(routes.services);
+      // For the production Envoy front door (ext_authz): the same pipeline, answered to Envoy.
+      host.server.add(
+        Authorization,
+        extAuthzService({ routes, pipeline, maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES, registry }),
+      );
       const bridge = new RestBridge({
         router: new RestRouter(routes),
         pipeline,
         sessions,
         maxMessageBytes: config.GRPC_MAX_MESSAGE_BYTES,
-        registry: jsonRegistry(routes.services),
+        registry,
         logger,
         maxBodyBytes: config.GATEWAY_MAX_BODY_BYTES,
         unaryTimeoutMs: config.GATEWAY_REST_TIMEOUT_MS,
