@@ -50,6 +50,23 @@ export interface FrontDoorSettings {
   readonly classes: Readonly<Record<RouteClass, ClassPolicy>>;
   /** Header carrying the gateway-signed principal: never accepted from the internet. */
   readonly strippedRequestHeaders: readonly string[];
+  readonly authz: AuthzSettings;
+}
+
+/**
+ * ext_authz: the gateway deployable's `envoy.service.auth.v3.Authorization/Check` (its own gRPC
+ * port) authenticates (JWT or API key), rate-limits per client, authorizes per project and mints
+ * the signed principal for every request. Fails closed: no answer, no request.
+ */
+export interface AuthzSettings {
+  /** Cluster of the gateway deployable (it must be in the route table). */
+  readonly cluster: string;
+  readonly timeout: string;
+  /**
+   * Largest unary or server-streaming request body buffered for the check (the authorizer reads
+   * its project); larger requests are refused with 413 before reaching a service.
+   */
+  readonly maxRequestBytes: number;
 }
 
 /**
@@ -97,4 +114,5 @@ export const FRONT_DOOR: FrontDoorSettings = {
     },
   },
   strippedRequestHeaders: ["x-codex-principal"],
+  authz: { cluster: "gateway", timeout: "2s", maxRequestBytes: 1024 * 1024 },
 };

@@ -103,23 +103,62 @@ describe("generated Envoy config for this repository's protos", () => {
     }
   });
 
-  it("requires a JWT everywhere except gRPC health and reflection", () => {
+  it("refuses a bad JWT everywhere but gRPC health and reflection, and lets a missing one reach ext_authz", () => {
     const jwt = filterConfig(doc, "envoy.filters.http.jwt_authn") as {
-      rules: { match: { prefix: string }; requires?: { provider_name: string } }[];
+      rules: { match: { prefix: string }; requires?: unknown }[];
     };
     const open = jwt.rules.filter((r) => r.requires === undefined).map((r) => r.match.prefix);
     expect(open.every((p) => /^\/grpc\.(health|reflection)\./.test(p))).toBe(true);
-    expect(jwt.rules.at(-1)).toEqual({ match: { prefix: "/" }, requires: { provider_name: "codex" } });
+    expect(jwt.rules.at(-1)).toEqual({
+      match: { prefix: "/" },
+      requires: { requires_any: { requirements: [{ provider_name: "codex" }, { allow_missing: {} }] } },
+    });
   });
 
-  it("orders the HTTP filters so REST is authenticated, transcoded, then rate limited", () => {
+  it("orders the HTTP filters so REST is authenticated, transcoded, rate limited, then checked by ext_authz", () => {
     expect(hcmOf(doc).http_filters.map((f) => f.name)).toEqual([
       "envoy.filters.http.health_check",
       "envoy.filters.http.jwt_authn",
       "envoy.filters.http.grpc_json_transcoder",
       "envoy.filters.http.local_ratelimit",
+      "envoy.filters.http.ext_authz",
       "envoy.filters.http.router",
     ]);
+  });
+
+  it("asks the gateway's ext_authz about every call, failing closed, with unary bodies and never stream bodies", () => {
+    const authz = filterConfig(doc, "envoy.filters.http.ext_authz") as {
+      grpc_service: { envoy_grpc: { cluster_name: string } };
+      failure_mode_allow: boolean;
+      with_request_body: { pack_as_bytes: boolean; allow_partial_message: boolean };
+    };
+    expect(authz.grpc_service.envoy_grpc.cluster_name).toBe("gateway");
+    expect(doc.static_resources.clusters.map((c) => c.name)).toContain("gateway");
+    expect(authz.failure_mode_allow).toBe(false);
+    expect(authz.with_request_body).toMatchObject({ pack_as_bytes: true, allow_partial_message: false });
+    const routes = hcmOf(doc).route_config.virtual_hosts[0]!.routes as unknown as {
+      match: { prefix?: string; path?: string };
+      typed_per_filter_config: Record<string, { disabled?: boolean; check_settings?: unknown }>;
+      request_headers_to_remove?: string[];
+    }[];
+    const authzOf = (r: (typeof routes)[number]) => r.typed_per_filter_config["envoy.filters.http.ext_authz"];
+    // The agents' Connect stream: its own route, ahead of its service's, without body buffering.
+    const connect = "/codex.agentmanager.v1.AgentManagerService/Connect";
+    const connectAt = routes.findIndex((r) => r.match.path === connect);
+    expect(connectAt).toBeGreaterThanOrEqual(0);
+    expect(connectAt).toBeLessThan(
+      routes.findIndex((r) => r.match.prefix === "/codex.agentmanager.v1.AgentManagerService/"),
+    );
+    expect(authzOf(routes[connectAt]!)).toMatchObject({
+      check_settings: { disable_request_body_buffering: true },
+    });
+    // Every route but health and reflection is checked; those drop a client-sent principal.
+    for (const r of routes) {
+      const maintenance = /^\/grpc\.(health|reflection)\./.test(r.match.prefix ?? "");
+      expect(authzOf(r)?.disabled === true, JSON.stringify(r.match)).toBe(maintenance);
+      if (maintenance) expect(r.request_headers_to_remove).toEqual(["x-codex-principal"]);
+      else expect(r.request_headers_to_remove).toBeUndefined();
+    }
   });
 
   it("leaves out services with no google.api.http method", () => {
@@ -153,8 +192,18 @@ describe("generated Envoy config for this repository's protos", () => {
 
 describe("generateEnvoyConfig with a fixed route table", () => {
   const fixture: PublicService[] = [
-    { typeName: "codex.fixture.v1.ThingService", package: "codex.fixture.v1", name: "ThingService" },
-    { typeName: "codex.fixture.v1.StreamService", package: "codex.fixture.v1", name: "StreamService" },
+    {
+      typeName: "codex.fixture.v1.ThingService",
+      package: "codex.fixture.v1",
+      name: "ThingService",
+      streamingRequests: [],
+    },
+    {
+      typeName: "codex.fixture.v1.StreamService",
+      package: "codex.fixture.v1",
+      name: "StreamService",
+      streamingRequests: ["Upload"],
+    },
   ];
   const routeTable = [
     {
@@ -166,8 +215,15 @@ describe("generateEnvoyConfig with a fixed route table", () => {
     },
   ];
 
+  const fixtureSettings = { ...FRONT_DOOR, authz: { ...FRONT_DOOR.authz, cluster: "fixture" } };
+
   it("gives each deployable one cluster on its port and each service its class's timeout", () => {
-    const config = generateEnvoyConfig({ services: fixture, routeTable, maintenanceCluster: "fixture" });
+    const config = generateEnvoyConfig({
+      services: fixture,
+      routeTable,
+      maintenanceCluster: "fixture",
+      settings: fixtureSettings,
+    });
     const yaml = renderEnvoyYaml(config);
     expect(validateEnvoyConfig(yaml)).toEqual({ ok: true });
     const doc = parse(yaml) as Generated;
@@ -178,6 +234,10 @@ describe("generateEnvoyConfig with a fixed route table", () => {
     const timeoutOf = (prefix: string) => routes.find((r) => r.match.prefix === prefix)?.route.timeout;
     expect(timeoutOf("/codex.fixture.v1.ThingService/")).toBe(FRONT_DOOR.classes.write.timeout);
     expect(timeoutOf("/codex.fixture.v1.StreamService/")).toBe("0s");
+    const upload = routes.find(
+      (r) => (r.match as { path?: string }).path === "/codex.fixture.v1.StreamService/Upload",
+    );
+    expect(upload?.route.timeout).toBe("0s");
   });
 
   it("refuses a public service whose package has no upstream, naming the file to edit", () => {
@@ -188,7 +248,7 @@ describe("generateEnvoyConfig with a fixed route table", () => {
 
   it("supports a local JWKS file: valid, and no JWKS cluster", () => {
     const settings = {
-      ...FRONT_DOOR,
+      ...fixtureSettings,
       jwt: { ...FRONT_DOOR.jwt, jwks: { kind: "local" as const, filename: "/etc/envoy/jwks.json" } },
     };
     const config = generateEnvoyConfig({

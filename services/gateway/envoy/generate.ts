@@ -21,7 +21,7 @@ export interface GenerateInput {
 
 /**
  * Builds the Envoy v3 bootstrap of the production front door: one listener with the HTTP filter
- * chain (JWT, REST transcoding, rate limits), one route and one cluster per deployable, and the
+ * chain (JWT, REST transcoding, rate limits, ext_authz), one route and one cluster per deployable, and the
  * admin API on loopback. Pure: same services and route table, same bytes — which is what lets
  * `scripts/envoy-generate.ts --check` compare against the committed file.
  */
@@ -30,8 +30,8 @@ export function generateEnvoyConfig(input: GenerateInput): JsonObject {
   const maintenance = input.maintenanceCluster ?? MAINTENANCE_CLUSTER;
   const settings = input.settings ?? FRONT_DOOR;
   const exposed = exposeServices(input.services, table);
-  const clusters = upstreamsOf(exposed, table, [maintenance]).map(({ cluster, port }) =>
-    upstreamCluster(cluster, port, maxRequestsOf(cluster, exposed, settings)),
+  const clusters = upstreamsOf(exposed, table, [maintenance, settings.authz.cluster]).map(
+    ({ cluster, port }) => upstreamCluster(cluster, port, maxRequestsOf(cluster, exposed, settings)),
   );
   const jwks = jwksCluster(settings.jwt.jwks);
   if (jwks !== undefined) clusters.push(jwks);

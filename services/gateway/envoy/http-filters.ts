@@ -9,6 +9,8 @@ export function typed(typeName: string, body: JsonObject = {}): JsonObject {
 export const LOCAL_RATELIMIT = "envoy.filters.http.local_ratelimit";
 export const LOCAL_RATELIMIT_TYPE = "envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit";
 export const JWKS_CLUSTER = "jwks";
+export const EXT_AUTHZ = "envoy.filters.http.ext_authz";
+export const EXT_AUTHZ_PER_ROUTE_TYPE = "envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute";
 
 /** gRPC paths any client may call without a token: generic tools probe them first. */
 export const UNAUTHENTICATED_PREFIXES = [
@@ -24,7 +26,10 @@ export const UNAUTHENTICATED_PREFIXES = [
  * 3. grpc_json_transcoder turns REST into gRPC and clears the route cache, so the request is
  *    re-routed by its gRPC path;
  * 4. local_ratelimit therefore charges REST and gRPC calls to the same per-service bucket;
- * 5. router.
+ * 5. ext_authz asks the gateway deployable (services/gateway/authz) about every request with its
+ *    gRPC path and gRPC-framed body, whatever door it came through: API keys, roles, per-client
+ *    limits and the signed principal; only then
+ * 6. router.
  */
 export function httpFilters(settings: FrontDoorSettings, serviceNames: readonly string[]): JsonObject[] {
   return [
@@ -65,6 +70,10 @@ export function httpFilters(settings: FrontDoorSettings, serviceNames: readonly 
       typed_config: typed(LOCAL_RATELIMIT_TYPE, { stat_prefix: "http_local_rate_limiter" }),
     },
     {
+      name: EXT_AUTHZ,
+      typed_config: typed("envoy.extensions.filters.http.ext_authz.v3.ExtAuthz", extAuthz(settings)),
+    },
+    {
       name: "envoy.filters.http.router",
       // Internal timings and upstream names stay inside.
       typed_config: typed("envoy.extensions.filters.http.router.v3.Router", { suppress_envoy_headers: true }),
@@ -73,9 +82,29 @@ export function httpFilters(settings: FrontDoorSettings, serviceNames: readonly 
 }
 
 /**
- * One provider, and rules that require it everywhere except health and reflection: deny by
- * default, so a new path is protected before anyone thinks of it. The verified token is
- * forwarded; its payload is kept in dynamic metadata for access logs.
+ * Fails closed (no answer is a refusal: 503), with the body of unary and server-streaming calls
+ * (routes of streaming requests turn buffering off) as bytes, as the gateway's authorizer needs.
+ */
+function extAuthz(settings: FrontDoorSettings): JsonObject {
+  return {
+    grpc_service: { envoy_grpc: { cluster_name: settings.authz.cluster }, timeout: settings.authz.timeout },
+    transport_api_version: "V3",
+    failure_mode_allow: false,
+    status_on_error: { code: "ServiceUnavailable" },
+    with_request_body: {
+      max_request_bytes: settings.authz.maxRequestBytes,
+      allow_partial_message: false,
+      pack_as_bytes: true,
+    },
+  };
+}
+
+/**
+ * One provider; a token, when present, must verify, everywhere but health and reflection: a
+ * forged or expired JWT is refused at the edge. A missing one is let through to ext_authz, which
+ * accepts an API key instead or refuses (deny by default stays: ext_authz runs on every route).
+ * The verified token is forwarded to ext_authz; its payload is kept in dynamic metadata for
+ * access logs.
  */
 function jwtAuthn(jwt: JwtSettings): JsonObject {
   const provider: JsonObject = {
@@ -99,7 +128,12 @@ function jwtAuthn(jwt: JwtSettings): JsonObject {
     providers: { [jwt.provider]: provider },
     rules: [
       ...UNAUTHENTICATED_PREFIXES.map((prefix) => ({ match: { prefix } })),
-      { match: { prefix: "/" }, requires: { provider_name: jwt.provider } },
+      {
+        match: { prefix: "/" },
+        requires: {
+          requires_any: { requirements: [{ provider_name: jwt.provider }, { allow_missing: {} }] },
+        },
+      },
     ],
   };
 }

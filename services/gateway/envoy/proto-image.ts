@@ -14,6 +14,11 @@ export interface PublicService {
   readonly package: string;
   /** Short name, `ProjectService`. */
   readonly name: string;
+  /**
+   * Methods whose requests stream (client or bidi streaming), by short name: ext_authz must not
+   * wait for their body, which ends only when the call does.
+   */
+  readonly streamingRequests: readonly string[];
 }
 
 const requireFromHere = createRequire(import.meta.url);
@@ -56,7 +61,14 @@ export function findPublicServices(set: FileDescriptorSet): PublicService[] {
     if (!file.proto.package.startsWith("codex.")) continue;
     for (const service of file.services) {
       if (!service.methods.some((method) => hasOption(method, http))) continue;
-      services.push({ typeName: service.typeName, package: file.proto.package, name: service.name });
+      services.push({
+        typeName: service.typeName,
+        package: file.proto.package,
+        name: service.name,
+        streamingRequests: service.methods
+          .filter((m) => m.methodKind === "client_streaming" || m.methodKind === "bidi_streaming")
+          .map((m) => m.name),
+      });
     }
   }
   return services.sort((a, b) => a.typeName.localeCompare(b.typeName));
