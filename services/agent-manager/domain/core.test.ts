@@ -2,7 +2,6 @@ import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { RunState } from "../../../gen/codex/agentmanager/v1/run_pb.js";
 import { isPlatformAdmin, mayAccessProject, mayRegister, readableProjects } from "./authz.js";
-import { decodePageToken, encodePageToken, filterDigest } from "./page-token.js";
 import { afterLeaseExpiry, checkLease, isCompletionReplay } from "./run-state.js";
 import { deriveKeys, open, parseSessionToken, seal, sessionToken } from "./secret-box.js";
 import { checkAnswer, checkInfoFields } from "./validation.js";
@@ -73,7 +72,7 @@ describe("authorization", () => {
   });
 });
 
-describe("validation and page tokens", () => {
+describe("validation", () => {
   it("checks info fields and answers", () => {
     expect(checkInfoFields([{ name: "A" }, { name: "A" }, { name: "b-c" }]).map((p) => p.field)).toEqual([
       "fields[1].name",
@@ -82,14 +81,5 @@ describe("validation and page tokens", () => {
     expect(checkAnswer(["A", "B"], { A: "1" }).incomplete?.field).toBe("B");
     expect(checkAnswer(["A"], { A: "1", C: "2" }).incomplete?.field).toBe("C");
     expect(checkAnswer(["A"], { A: "x".repeat(70_000) }).problems).toHaveLength(1);
-  });
-
-  it("binds page tokens to their filters", () => {
-    const digest = filterDigest(["p1", [1, 2]]);
-    const token = encodePageToken(["2026-01-01T00:00:00.000Z", "id"], digest);
-    expect(decodePageToken(token, digest)).toEqual(["2026-01-01T00:00:00.000Z", "id"]);
-    expect(() => decodePageToken(token, filterDigest(["p2"]))).toThrow(/other filters/);
-    expect(() => decodePageToken("!!", digest)).toThrow();
-    expect(decodePageToken("", digest)).toBeUndefined();
   });
 });

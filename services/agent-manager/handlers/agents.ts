@@ -4,10 +4,10 @@ import { AgentState } from "../../../gen/codex/agentmanager/v1/agent_pb.js";
 import type { AgentManagerService } from "../../../gen/codex/agentmanager/v1/agentmanager_service_pb.js";
 import { notFound } from "../../../mesh/errors.js";
 import type { CallContext, ServiceImpl } from "../../../mesh/grpc/types.js";
+import { clampPageSize } from "../../../mesh/pagination/page-size.js";
 import type { Core } from "../core.js";
 import { mayReadAgent } from "../domain/authz.js";
 import { labelsMatch, parseLabelSelector } from "../domain/matching.js";
-import { encodePageToken, filterDigest, pageSize } from "../domain/page-token.js";
 import { checkReason, UUID } from "../domain/validation.js";
 import { etagMismatch, wrongState } from "../errors.js";
 import { originOf } from "../events/origin.js";
@@ -15,7 +15,8 @@ import { markDraining, markUndrained } from "../store/agent-changes.js";
 import { type AgentRow, agentEtag, getAgent, listAgents, runningOf, toAgent } from "../store/agents.js";
 import { msOf } from "../store/convert.js";
 import { inTx } from "../store/tx.js";
-import { callerOf, pageKey, requireAdmin, throwIfProblems } from "./context.js";
+import { callerOf, requireAdmin, throwIfProblems } from "./context.js";
+import { listPageTokens } from "./paging.js";
 
 type Impl = ServiceImpl<typeof AgentManagerService>;
 
@@ -52,9 +53,9 @@ export function agentHandlers(
     async listAgents(req, ctx: CallContext) {
       const principal = callerOf(ctx);
       const terms = req.labelSelector.map(parseLabelSelector);
-      const digest = filterDigest([req.states, req.labelSelector, req.capability, req.region]);
-      const after = pageKey(req.pageToken, digest)?.[0];
-      const size = pageSize(req.pageSize, 100, 1000);
+      const pages = listPageTokens([req.states, req.labelSelector, req.capability, req.region], 1);
+      const after = pages.keyOf(req.pageToken)?.[0];
+      const size = clampPageSize(req.pageSize, { default: 100, max: 1000 });
       const rows = await listAgents(
         core.pool,
         { states: req.states, capability: req.capability, region: req.region },
@@ -65,7 +66,7 @@ export function agentHandlers(
       const last = rows[rows.length - 1];
       return {
         agents: await views(core, visible),
-        nextPageToken: rows.length === size && last ? encodePageToken([last.name], digest) : "",
+        nextPageToken: rows.length === size && last ? pages.encode([last.name]) : "",
       };
     },
 

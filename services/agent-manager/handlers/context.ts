@@ -4,7 +4,6 @@ import { invalidArgument, notFound, permissionDenied, unauthenticated } from "..
 import type { CallContext } from "../../../mesh/grpc/types.js";
 import type { Core } from "../core.js";
 import { isPlatformAdmin, mayAccessProject, type ProjectAccess } from "../domain/authz.js";
-import { decodePageToken } from "../domain/page-token.js";
 import { type Problem, UUID } from "../domain/validation.js";
 import { getRun, type RunRow, toRun } from "../store/runs.js";
 
@@ -64,15 +63,4 @@ export function checkAccess(principal: Principal, projectId: string, access: Pro
 export async function liveRun(core: Core, row: RunRow) {
   const [expiry] = row.state === 2 || row.state === 3 ? await core.leases.expiries([row.id]) : [undefined];
   return toRun(row, expiry);
-}
-
-/** A page token's key, INVALID_ARGUMENT when it is bad or for other filters. */
-export function pageKey(token: string, digest: string): string[] | undefined {
-  try {
-    return decodePageToken(token, digest);
-  } catch (err) {
-    throw invalidArgument("invalid page_token", [
-      { field: "page_token", description: (err as Error).message },
-    ]);
-  }
 }

@@ -7,9 +7,9 @@ import type { AgentManagerService } from "../../../gen/codex/agentmanager/v1/age
 import { InfoRequestState } from "../../../gen/codex/agentmanager/v1/info_request_pb.js";
 import { invalidArgument, notFound } from "../../../mesh/errors.js";
 import type { ServiceImpl } from "../../../mesh/grpc/types.js";
+import { clampPageSize } from "../../../mesh/pagination/page-size.js";
 import type { Core } from "../core.js";
 import { mayAccessProject, readableProjects } from "../domain/authz.js";
-import { encodePageToken, filterDigest, pageSize } from "../domain/page-token.js";
 import { seal } from "../domain/secret-box.js";
 import { checkAnswer, UUID } from "../domain/validation.js";
 import { answerIncomplete, etagMismatch, wrongState } from "../errors.js";
@@ -24,7 +24,8 @@ import {
 } from "../store/info-requests.js";
 import { getRun } from "../store/runs.js";
 import { inTx } from "../store/tx.js";
-import { callerOf, checkAccess, pageKey, runFor, throwIfProblems } from "./context.js";
+import { callerOf, checkAccess, runFor, throwIfProblems } from "./context.js";
+import { listPageTokens } from "./paging.js";
 
 type Impl = ServiceImpl<typeof AgentManagerService>;
 
@@ -51,9 +52,9 @@ export function infoRequestHandlers(
       }
       if (req.runId !== "") await runFor(core, principal, req.runId, "read");
       if (req.projectId !== "") checkAccess(principal, req.projectId, "read");
-      const digest = filterDigest([req.projectId, req.runId, req.states]);
-      const key = pageKey(req.pageToken, digest);
-      const size = pageSize(req.pageSize, 50, 500);
+      const pages = listPageTokens([req.projectId, req.runId, req.states], 2);
+      const key = pages.keyOf(req.pageToken);
+      const size = clampPageSize(req.pageSize, { default: 50, max: 500 });
       const scope = readableProjects(principal);
       const rows = await listInfoRequests(
         core.pool,
@@ -63,14 +64,13 @@ export function infoRequestHandlers(
           states: req.states,
           projects: scope === "all" ? undefined : scope,
         },
-        key && key.length === 2 ? [key[0] as string, key[1] as string] : undefined,
+        key ? [key[0] as string, key[1] as string] : undefined,
         size,
       );
       const last = rows[rows.length - 1];
       return {
         infoRequests: rows.map(toInfoRequest),
-        nextPageToken:
-          rows.length === size && last ? encodePageToken([isoOf(last.created_at), last.id], digest) : "",
+        nextPageToken: rows.length === size && last ? pages.encode([isoOf(last.created_at), last.id]) : "",
       };
     },
 

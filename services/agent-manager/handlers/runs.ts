@@ -5,10 +5,10 @@ import { trace } from "@opentelemetry/api";
 import type { AgentManagerService } from "../../../gen/codex/agentmanager/v1/agentmanager_service_pb.js";
 import { WorkItemSnapshotSchema } from "../../../gen/codex/agentmanager/v1/run_pb.js";
 import type { ServiceImpl } from "../../../mesh/grpc/types.js";
+import { clampPageSize } from "../../../mesh/pagination/page-size.js";
 import type { Core } from "../core.js";
 import { pendingOf } from "../dispatch/dispatcher.js";
 import { readableProjects } from "../domain/authz.js";
-import { encodePageToken, filterDigest, pageSize } from "../domain/page-token.js";
 import { checkLabels, checkReason, checkRequired, type Problem } from "../domain/validation.js";
 import { originOf } from "../events/origin.js";
 import { requestCancel } from "../store/cancel.js";
@@ -16,15 +16,8 @@ import { isoOf } from "../store/convert.js";
 import { enqueueKind } from "../store/run-batches.js";
 import { listRuns, toRun } from "../store/runs.js";
 import { inTx } from "../store/tx.js";
-import {
-  callerOf,
-  checkAccess,
-  liveRun,
-  pageKey,
-  requireService,
-  runFor,
-  throwIfProblems,
-} from "./context.js";
+import { callerOf, checkAccess, liveRun, requireService, runFor, throwIfProblems } from "./context.js";
+import { listPageTokens } from "./paging.js";
 
 type Impl = ServiceImpl<typeof AgentManagerService>;
 
@@ -88,9 +81,9 @@ export function runHandlers(core: Core): Pick<Impl, "enqueueRun" | "getRun" | "l
 
     async listRuns(req, ctx) {
       const principal = callerOf(ctx);
-      const digest = filterDigest([req.projectId, req.workItemId, req.taskId, req.agentId, req.states]);
-      const key = pageKey(req.pageToken, digest);
-      const size = pageSize(req.pageSize, 50, 500);
+      const pages = listPageTokens([req.projectId, req.workItemId, req.taskId, req.agentId, req.states], 2);
+      const key = pages.keyOf(req.pageToken);
+      const size = clampPageSize(req.pageSize, { default: 50, max: 500 });
       let projects: string[] | undefined;
       if (req.projectId !== "") {
         checkAccess(principal, req.projectId, "read");
@@ -100,7 +93,7 @@ export function runHandlers(core: Core): Pick<Impl, "enqueueRun" | "getRun" | "l
         projects = readable === "all" ? undefined : readable;
       }
       if (projects?.length === 0) return { runs: [], nextPageToken: "" };
-      const after = key && key.length === 2 ? ([key[0], key[1]] as [string, string]) : undefined;
+      const after = key ? ([key[0], key[1]] as [string, string]) : undefined;
       const rows = await listRuns(
         core.pool,
         {
@@ -122,8 +115,7 @@ export function runHandlers(core: Core): Pick<Impl, "enqueueRun" | "getRun" | "l
       const last = rows[rows.length - 1];
       return {
         runs: rows.map((r) => toRun(r, live.get(r.id))),
-        nextPageToken:
-          rows.length === size && last ? encodePageToken([isoOf(last.created_at), last.id], digest) : "",
+        nextPageToken: rows.length === size && last ? pages.encode([isoOf(last.created_at), last.id]) : "",
       };
     },
 
