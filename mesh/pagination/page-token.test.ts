@@ -97,6 +97,26 @@ describe("pageTokens", () => {
         reason: "malformed",
       });
     });
+
+    it("another fingerprint property ({v, after, q})", () => {
+      const format: PageTokenFormat = {
+        fingerprint: { encoding: "hex", keyOrder: "as-given" },
+        cursorFields: ["v", "after"],
+        fingerprintField: "q",
+      };
+      const pages = pageTokens([{ projectId: "p1" }, false], format);
+      const issued = b64({ v: 1, after: "42", q: pages.fingerprint });
+      expect(pages.encode([1, "42"])).toBe(issued);
+      expect(pages.decode(issued)).toEqual({ ok: true, cursor: [1, "42"] });
+      expect(pages.decode(b64({ v: 1, after: "42", f: pages.fingerprint }))).toMatchObject({
+        ok: false,
+        reason: "malformed",
+      });
+      expect(pages.decode(b64({ v: 1, after: "42", q: "0000000000000000" }))).toMatchObject({
+        ok: false,
+        reason: "other-filters",
+      });
+    });
   });
 });
 

@@ -24,6 +24,11 @@ export interface PageTokenFormat {
    * default: the whole cursor as one array, `{"k":[…],"f":…}`.
    */
   cursorFields?: readonly string[];
+  /**
+   * Property name holding the fingerprint, written after the cursor; default `f`. (The audit
+   * service released `{"v":1,"after":…,"q":…}`: cursor fields `["v", "after"]`, fingerprint `q`.)
+   */
+  fingerprintField?: string;
 }
 
 /** What a decoded cursor must look like, checked before it is handed out. */
@@ -72,6 +77,7 @@ export interface PageTokens {
 export function pageTokens(filters: unknown, format: PageTokenFormat = {}): PageTokens {
   const fp = fingerprint(filters, { ...format.fingerprint, length: FINGERPRINT_LENGTH });
   const fields = format.cursorFields;
+  const fpKey = format.fingerprintField ?? FINGERPRINT_KEY;
   const decode = (token: string, shape: CursorShape = {}): DecodedPageToken => {
     if (token === "") return { ok: true, cursor: undefined };
     const body = parse(token);
@@ -80,11 +86,11 @@ export function pageTokens(filters: unknown, format: PageTokenFormat = {}): Page
       body === undefined ||
       cursor === undefined ||
       !fits(cursor, shape) ||
-      typeof body[FINGERPRINT_KEY] !== "string"
+      typeof body[fpKey] !== "string"
     ) {
       return refusal("malformed");
     }
-    if (body[FINGERPRINT_KEY] !== fp) return refusal("other-filters");
+    if (body[fpKey] !== fp) return refusal("other-filters");
     return { ok: true, cursor };
   };
   return {
@@ -93,7 +99,7 @@ export function pageTokens(filters: unknown, format: PageTokenFormat = {}): Page
       const body: Record<string, unknown> = {};
       if (fields === undefined) body[CURSOR_KEY] = cursor;
       else for (const [i, name] of fields.entries()) body[name] = cursor[i];
-      body[FINGERPRINT_KEY] = fp;
+      body[fpKey] = fp;
       return Buffer.from(JSON.stringify(body), "utf8").toString("base64url");
     },
     decode,
