@@ -7,20 +7,15 @@ import type {
 } from "../../../gen/codex/audit/v1/audit_record_pb.js";
 import { invalidArgument, notFound, permissionDenied } from "../../../mesh/errors.js";
 import type { CallContext } from "../../../mesh/grpc/types.js";
+import { clampPageSize } from "../../../mesh/pagination/page-size.js";
 import { canReadProject, isPlatformAdmin } from "../domain/authz.js";
 import { parseFilter } from "../domain/filter.js";
-import {
-  BadPageTokenError,
-  decodePageToken,
-  encodePageToken,
-  queryFingerprint,
-} from "../domain/page-token.js";
 import { findRecords, getRecord } from "../store/query.js";
 import { requirePrincipal, requireProjectReader } from "./auth.js";
 import type { AuditDeps } from "./deps.js";
+import { queryPageTokens } from "./paging.js";
 
-const DEFAULT_PAGE_SIZE = 100;
-const MAX_PAGE_SIZE = 1_000;
+const PAGE_SIZES = { default: 100, max: 1_000 };
 
 /** QueryAuditRecords: filtered, keyset-paginated reads. */
 export async function queryAuditRecords(
@@ -34,15 +29,9 @@ export async function queryAuditRecords(
   if (violations.length > 0) throw invalidArgument("invalid audit record query", violations);
   requireProjectReader(principal, req.projectId);
 
-  const pageSize = Math.min(req.pageSize || DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE);
-  const fingerprint = queryFingerprint(filter, req.newestFirst);
-  let after: bigint | undefined;
-  try {
-    after = req.pageToken === "" ? undefined : decodePageToken(req.pageToken, fingerprint);
-  } catch (err) {
-    if (!(err instanceof BadPageTokenError)) throw err;
-    throw invalidArgument(err.message, [{ field: "page_token", description: err.message }]);
-  }
+  const pageSize = clampPageSize(req.pageSize, PAGE_SIZES);
+  const pages = queryPageTokens(filter, req.newestFirst);
+  const after = pages.afterOf(req.pageToken);
   const rows = await findRecords(deps.pool, filter, {
     after,
     limit: pageSize + 1,
@@ -50,7 +39,7 @@ export async function queryAuditRecords(
   });
   const page = rows.slice(0, pageSize);
   const last = page[page.length - 1];
-  const nextPageToken = rows.length > pageSize && last ? encodePageToken(last.sequence, fingerprint) : "";
+  const nextPageToken = rows.length > pageSize && last ? pages.encode(last.sequence) : "";
   return { auditRecords: page, nextPageToken };
 }
 
