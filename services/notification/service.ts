@@ -1,9 +1,9 @@
 import { Counter } from "prom-client";
 import { NotificationService } from "../../gen/codex/notification/v1/notification_service_pb.js";
+import { SecretBox } from "../../mesh/crypto/secret-box.js";
 import type { ServiceDefinition } from "../../mesh/service-host.js";
 import { createSender } from "./channels/senders.js";
 import { notificationConfigSpec } from "./config.js";
-import { SecretBox } from "./domain/secret-box.js";
 import { createEventConsumers } from "./events/consumer.js";
 import { EventStager } from "./events/emit.js";
 import { loadEventRegistry } from "./events/registry.js";
@@ -33,7 +33,7 @@ export const notificationService: ServiceDefinition<typeof notificationConfigSpe
       throw new Error("DELIVERY_LEASE must be longer than DELIVERY_TIMEOUT (a lease may not lapse mid-send)");
     }
     const registry = await loadEventRegistry();
-    const box = SecretBox.fromBase64(c.NOTIFICATION_ENCRYPTION_KEY);
+    const box = SecretBox.fromBase64(c.NOTIFICATION_ENCRYPTION_KEY, "NOTIFICATION_ENCRYPTION_KEY");
     const stager = new EventStager(host.nats.subjects);
     const subscriptions = new SubscriptionCache({
       pool: host.pool,

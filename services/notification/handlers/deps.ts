@@ -1,8 +1,8 @@
 import type { Registry } from "@bufbuild/protobuf";
 import type pg from "pg";
+import type { SecretBox } from "../../../mesh/crypto/secret-box.js";
 import type { Logger } from "../../../mesh/logging.js";
 import type { Sender } from "../channels/types.js";
-import type { SecretBox } from "../domain/secret-box.js";
 import type { TargetPolicy } from "../domain/validation.js";
 import type { EventStager } from "../events/emit.js";
 

@@ -4,8 +4,8 @@ import {
   type Subscription,
   SubscriptionSchema,
 } from "../../../gen/codex/notification/v1/subscription_pb.js";
+import type { SecretBox } from "../../../mesh/crypto/secret-box.js";
 import { invalidArgument } from "../../../mesh/errors.js";
-import type { SecretBox } from "../domain/secret-box.js";
 import { durationMs, type TargetPolicy, validateSubscription } from "../domain/validation.js";
 import {
   credentialAad,

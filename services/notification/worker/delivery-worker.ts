@@ -1,12 +1,12 @@
 import type { Registry } from "@bufbuild/protobuf";
 import type pg from "pg";
+import type { SecretBox } from "../../../mesh/crypto/secret-box.js";
 import { decodeEnvelope } from "../../../mesh/events/envelope.js";
 import type { StopContext } from "../../../mesh/lifecycle.js";
 import type { Logger } from "../../../mesh/logging.js";
 import { withTransaction } from "../../../mesh/postgres/pool.js";
 import { SendAborted, type Sender, type SendResult } from "../channels/types.js";
 import { nextStep, type RetryPolicy } from "../domain/retry-policy.js";
-import type { SecretBox } from "../domain/secret-box.js";
 import type { EventStager } from "../events/emit.js";
 import {
   type AttemptRecord,

@@ -1,8 +1,8 @@
 import type { Registry } from "@bufbuild/protobuf";
 import type { EventEnvelope } from "../../../gen/codex/events/v1/envelope_pb.js";
+import type { SecretBox } from "../../../mesh/crypto/secret-box.js";
 import type { ChannelTarget, OutboundNotification } from "../channels/types.js";
 import { renderNotification } from "../domain/notification-render.js";
-import type { SecretBox } from "../domain/secret-box.js";
 import { type AlertView, templateContext, viewOf } from "../events/event-context.js";
 import { credentialAad, type SubscriptionRecord } from "../store/subscription-record.js";
 
@@ -14,12 +14,12 @@ export function targetOf(sub: SubscriptionRecord, box: SecretBox): ChannelTarget
   const ch = sub.channel;
   if (ch.type === "webhook") {
     const secret =
-      sub.credential === null ? undefined : box.open(sub.credential, credentialAad(sub.id, "webhook"));
+      sub.credential === null ? undefined : box.openText(sub.credential, credentialAad(sub.id, "webhook"));
     return { kind: "webhook", url: ch.url, secret };
   }
   if (ch.type === "slack") {
     if (sub.credential === null) throw new Error("slack subscription has no stored webhook URL");
-    return { kind: "slack", url: box.open(sub.credential, credentialAad(sub.id, "slack")) };
+    return { kind: "slack", url: box.openText(sub.credential, credentialAad(sub.id, "slack")) };
   }
   return { kind: "email", to: ch.to };
 }
