@@ -126,6 +126,36 @@ describe("state machine", () => {
     const changes = await changesOf(id);
     expect(changes.map((c) => c?.newState)).toEqual([S.BLOCKED, S.FAILED, S.QUEUED]);
   });
+
+  it("asks the scheduler for no run when it made the move itself (it already has the task)", async () => {
+    const id = await newItem(true);
+    const as = kit.as("scheduler");
+    await as.transitionWorkItem({ workItemId: id, toState: S.QUEUED });
+    await as.transitionWorkItem({ workItemId: id, toState: S.IN_PROGRESS });
+    await as.transitionWorkItem({ workItemId: id, toState: S.FAILED, reason: "run failed" });
+    // RequeueTask of the FAILED task (or ScheduleWorkItem of the FAILED item) reports its task.
+    await as.transitionWorkItem({ workItemId: id, toState: S.QUEUED, reason: "task requeued" });
+    await as.transitionWorkItem({ workItemId: id, toState: S.IN_PROGRESS });
+    await as.transitionWorkItem({ workItemId: id, toState: S.REVIEW });
+    // A run of a task scheduled while the item was in REVIEW starts.
+    await as.transitionWorkItem({ workItemId: id, toState: S.IN_PROGRESS, reason: "run started" });
+    await kit.settled();
+    const schedule = (await kit.commands())
+      .filter((e) => e.subject === `${kit.svc.prefix}.commands.scheduler.ScheduleWorkItem`)
+      .map((e) => unpackPayload(e.envelope, ScheduleWorkItemSchema))
+      .filter((c) => c?.workItemId === id);
+    expect(schedule).toEqual([]);
+    const changes = await changesOf(id);
+    expect(changes.map((c) => c?.newState)).toEqual([
+      S.QUEUED,
+      S.IN_PROGRESS,
+      S.FAILED,
+      S.QUEUED,
+      S.IN_PROGRESS,
+      S.REVIEW,
+      S.IN_PROGRESS,
+    ]);
+  });
 });
 
 describe("cancel", () => {

@@ -37,6 +37,22 @@ const SYSTEM_MOVES = new Set([
 /** Moves that need a new run, so the scheduler is asked to schedule the item again. */
 const RESCHEDULING_MOVES = new Set(["REVIEW>IN_PROGRESS", "FAILED>QUEUED"]);
 
+/** The service that schedules runs: the ScheduleWorkItem command goes to it. */
+const SCHEDULER = "scheduler";
+
+/**
+ * Whether `from -> to`, made by `actor`, needs the scheduler to create a run. Never when the
+ * scheduler made the move itself: it reports a task it already has (FAILED -> QUEUED after
+ * RequeueTask of the FAILED task or ScheduleWorkItem of the FAILED item, REVIEW -> IN_PROGRESS
+ * when a run of its task starts). Asking it again would be refused as ALREADY_SCHEDULED while that
+ * task is live (a ScheduleWorkItemRejected nobody can act on), or, read after the task ended,
+ * schedule a second, unasked-for run.
+ */
+export function needsNewRun(from: WorkItemState, to: WorkItemState, actor: Principal): boolean {
+  if (!RESCHEDULING_MOVES.has(`${from}>${to}`)) return false;
+  return !(isService(actor) && actor.id === SCHEDULER);
+}
+
 /** The states an item can move to now. A BLOCKED item may only resume where it was blocked. */
 export function allowedFrom(item: Pick<WorkItemRow, "state" | "blockedFrom">): WorkItemState[] {
   const all = allowedTransitions(item.state);
@@ -90,7 +106,7 @@ export function checkTransition(item: WorkItemRow, to: WorkItemState, caller: Pr
 /**
  * Applies a checked move: saves the item, emits WorkItemStateChanged (exactly one per
  * change, in the same transaction), cancels an open approval of a cancelled item, and asks
- * the scheduler for a new run where the move needs one.
+ * the scheduler for a new run where the move needs one (see {@link needsNewRun}).
  */
 export async function applyTransition(
   tx: pg.PoolClient,
@@ -130,8 +146,8 @@ export async function applyTransition(
     projectId: saved.projectId,
     at,
   });
-  if (RESCHEDULING_MOVES.has(`${from}>${to}`)) {
-    await deps.events.command(tx, actor, "scheduler", {
+  if (needsNewRun(from, to, actor)) {
+    await deps.events.command(tx, actor, SCHEDULER, {
       schema: ScheduleWorkItemSchema,
       payload: create(ScheduleWorkItemSchema, {
         workItemId: saved.id,
