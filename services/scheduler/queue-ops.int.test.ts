@@ -235,3 +235,165 @@ describe("the ScheduleWorkItem command", () => {
     );
   });
 });
+
+/**
+ * Waits until the workitem service has relayed what it committed and the scheduler has handled
+ * (and relayed the outcome of) every ScheduleWorkItem command sent for `id`; returns how many
+ * commands there were and the ScheduleWorkItemRejected events published for the item.
+ */
+async function commandsSettled(id: string) {
+  const relayed = async (pool: { query: (sql: string) => Promise<{ rows: { n: number }[] }> }) =>
+    (await pool.query("SELECT count(*)::int AS n FROM outbox WHERE published_at IS NULL")).rows[0]?.n;
+  await until(
+    "workitem outbox relayed",
+    () => relayed(s.workitem.running.host.pool),
+    (n) => n === 0,
+  );
+  const jsm = await jetstreamManager(s.nc);
+  const subject = s.subjects.command("scheduler", "ScheduleWorkItem");
+  const commands = (await readStream(jsm, s.subjects.streams.commands)).filter(
+    (m) =>
+      m.subject === subject &&
+      unpackPayload(decodeEnvelope(m.data), ScheduleWorkItemSchema)?.workItemId === id,
+  );
+  const last = Math.max(0, ...commands.map((m) => m.seq));
+  await until(
+    "commands handled",
+    async () =>
+      (await jsm.consumers.info(s.subjects.streams.commands, "scheduler-schedule-command")).ack_floor,
+    (floor) => floor.stream_seq >= last,
+  );
+  await until(
+    "scheduler outbox relayed",
+    () => relayed(s.schedulers[0]!.running.host.pool),
+    (n) => n === 0,
+  );
+  const rejections = (await readStream(jsm, s.subjects.streams.events))
+    .map((m) => unpackPayload(decodeEnvelope(m.data), ScheduleWorkItemRejectedSchema))
+    .filter((e) => e?.workItemId === id);
+  return { commands: commands.length, rejections };
+}
+
+/**
+ * A retry of a FAILED item schedules exactly one new task however it is asked for. RequeueTask
+ * and ScheduleWorkItem move the item FAILED -> QUEUED through the scheduler's own effects; that
+ * move must not come back as a ScheduleWorkItem command (ALREADY_SCHEDULED noise while the task is
+ * live, a second run once it has ended). A person's FAILED -> QUEUED is what the command is for.
+ */
+describe("retrying a FAILED item", () => {
+  const succeed = () => ({ outcome: "SUCCEEDED" as const, afterMs: 10 });
+  afterAll(() => {
+    s.am.behaviour = succeed;
+  });
+  /** Schedules `id` with no retries and lets its first run fail: task and item end FAILED. */
+  async function failOnce(id: string) {
+    let first: string | undefined;
+    s.am.behaviour = (req) => {
+      if (req.workItemId === id) first ??= req.taskId;
+      const fails = req.taskId === first && req.attempt === 1;
+      return fails ? { outcome: "FAILED", error: "exit 1" } : succeed();
+    };
+    const { task } = await s
+      .sched()
+      .scheduleWorkItem({ workItemId: id, options: { retryPolicy: { maxRetries: 0 } } });
+    const failed = await taskIn(task?.id ?? "", TaskState.FAILED);
+    await until(
+      "item FAILED",
+      () => itemState(id),
+      (st) => st === WorkItemState.FAILED,
+    );
+    return failed;
+  }
+
+  it("requeueing the FAILED task runs it once more and is not echoed back as a rejected command", async () => {
+    const id = await s.newItem("requeue after failure");
+    const failed = await failOnce(id);
+    const { task } = await s.sched().requeueTask({ taskId: failed.id, reason: "flake" });
+    expect(task?.state).not.toBe(TaskState.FAILED);
+    await taskIn(failed.id, TaskState.SUCCEEDED);
+    await until(
+      "item DONE",
+      () => itemState(id),
+      (st) => st === WorkItemState.DONE,
+    );
+    const { rejections } = await commandsSettled(id);
+    expect(rejections).toEqual([]);
+    const tasks = (await s.sched().listTasks({ workItemId: id })).tasks;
+    expect(tasks.map((t) => [t.id, t.state])).toEqual([[failed.id, TaskState.SUCCEEDED]]);
+    expect(s.am.callsFor(failed.id).map((c) => c.req.attempt)).toEqual([1, 2]);
+  });
+
+  it("a requeued run that fails again leaves the item FAILED, even when commands lag behind", async () => {
+    const id = await s.newItem("requeue fails again");
+    const failed = await failOnce(id);
+    s.am.behaviour = (req) => (req.workItemId === id ? { outcome: "FAILED", error: "exit 2" } : succeed());
+    // Hold the scheduler's idempotency table, as a command consumer with a backlog would lag:
+    // anything asked of it by command is read only after the requeued run has ended.
+    const lag = await s.schedulers[0]!.running.host.pool.connect();
+    try {
+      await lag.query("BEGIN");
+      await lag.query("LOCK TABLE idempotency IN ACCESS EXCLUSIVE MODE");
+      await s.sched().requeueTask({ taskId: failed.id, reason: "flake" });
+      await until(
+        "requeued run failed",
+        async () => s.am.completions.filter((c) => c.taskId === failed.id).length,
+        (n) => n === 2,
+      );
+      await taskIn(failed.id, TaskState.FAILED);
+    } finally {
+      await lag.query("COMMIT");
+      lag.release();
+    }
+    await until(
+      "item FAILED again",
+      () => itemState(id),
+      (st) => st === WorkItemState.FAILED,
+    );
+    const { rejections } = await commandsSettled(id);
+    expect(rejections).toEqual([]);
+    // One retry was asked for and one was run: no second task, and the item stays FAILED.
+    const tasks = (await s.sched().listTasks({ workItemId: id })).tasks;
+    expect(tasks.map((t) => [t.id, t.state])).toEqual([[failed.id, TaskState.FAILED]]);
+    expect(s.am.calls.filter((c) => c.req.workItemId === id)).toHaveLength(2);
+    expect(await itemState(id)).toBe(WorkItemState.FAILED);
+  });
+
+  it("scheduling the FAILED item again through the RPC makes one new task and no rejection", async () => {
+    const id = await s.newItem("rescheduled after failure");
+    const failed = await failOnce(id);
+    const { task } = await s.sched().scheduleWorkItem({ workItemId: id });
+    await taskIn(task?.id ?? "", TaskState.SUCCEEDED);
+    await until(
+      "item DONE",
+      () => itemState(id),
+      (st) => st === WorkItemState.DONE,
+    );
+    const { rejections } = await commandsSettled(id);
+    expect(rejections).toEqual([]);
+    const tasks = (await s.sched().listTasks({ workItemId: id })).tasks;
+    expect(tasks.map((t) => t.id).sort()).toEqual([failed.id, task?.id].sort());
+  });
+
+  it("a person moving the FAILED item back to QUEUED gets exactly one new task, from the command", async () => {
+    const id = await s.newItem("retried by a person");
+    const failed = await failOnce(id);
+    await s.items().transitionWorkItem({ workItemId: id, toState: WorkItemState.QUEUED, reason: "retry" });
+    const tasks = await until(
+      "task from the retry",
+      async () => (await s.sched().listTasks({ workItemId: id })).tasks,
+      (t) => t.length === 2,
+    );
+    const retry = tasks.find((t) => t.id !== failed.id);
+    await taskIn(retry?.id ?? "", TaskState.SUCCEEDED);
+    await until(
+      "item DONE",
+      () => itemState(id),
+      (st) => st === WorkItemState.DONE,
+    );
+    const settled = await commandsSettled(id);
+    expect(settled.commands).toBe(1);
+    expect(settled.rejections).toEqual([]);
+    expect(retry?.scheduledBy).toBe("alice");
+    expect((await s.sched().listTasks({ workItemId: id })).tasks).toHaveLength(2);
+  });
+});
