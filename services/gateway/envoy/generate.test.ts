@@ -135,6 +135,7 @@ describe("generated Envoy config for this repository's protos", () => {
     expect(authz.grpc_service.envoy_grpc.cluster_name).toBe("gateway");
     expect(doc.static_resources.clusters.map((c) => c.name)).toContain("gateway");
     expect(authz.failure_mode_allow).toBe(false);
+    expect((hcmOf(doc) as unknown as Record<string, unknown>).preserve_external_request_id).toBe(true);
     expect(authz.with_request_body).toMatchObject({ pack_as_bytes: true, allow_partial_message: false });
     const routes = hcmOf(doc).route_config.virtual_hosts[0]!.routes as unknown as {
       match: { prefix?: string; path?: string };

@@ -86,6 +86,9 @@ function httpConnectionManager(
     stat_prefix: "ingress_http",
     codec_type: "AUTO",
     use_remote_address: true,
+    // A client's x-request-id is kept (Envoy would replace it at the edge); ext_authz accepts it
+    // when well-formed, as the gateway's own doors do, and otherwise sets the one it generates.
+    preserve_external_request_id: true,
     normalize_path: true,
     merge_slashes: true,
     path_with_escaped_slashes_action: "REJECT_REQUEST",
