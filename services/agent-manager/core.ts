@@ -11,7 +11,7 @@ import type { AgentOps } from "./dispatch/agent-ops.js";
 import type { Dispatcher } from "./dispatch/dispatcher.js";
 import type { LogHub } from "./dispatch/log-hub.js";
 import type { Sweeper } from "./dispatch/sweeper.js";
-import type { Keys } from "./domain/secret-box.js";
+import type { Keys } from "./domain/keys.js";
 import type { LeaseStore } from "./liveness/lease-store.js";
 import type { Notifier } from "./liveness/notifier.js";
 import type { AnswerSecrets } from "./store/answer-secrets.js";

@@ -17,7 +17,7 @@ import { Dispatcher, pendingOf } from "./dispatch/dispatcher.js";
 import { LogHub } from "./dispatch/log-hub.js";
 import { OfflineDetector } from "./dispatch/offline-detector.js";
 import { Sweeper } from "./dispatch/sweeper.js";
-import { deriveKeys } from "./domain/secret-box.js";
+import { deriveKeys } from "./domain/keys.js";
 import { claimRunConsumer } from "./events/claim-command.js";
 import { selfOrigin } from "./events/origin.js";
 import { registrationHandlers } from "./handlers/agent-registration.js";

@@ -11,7 +11,7 @@
 import type { Metadata } from "@grpc/grpc-js";
 import type { Principal } from "../../../mesh/context.js";
 import { permissionDenied, unauthenticated } from "../../../mesh/errors.js";
-import { type Keys, parseSessionToken } from "../domain/secret-box.js";
+import { type Keys, parseSessionToken } from "../domain/keys.js";
 import { UUID } from "../domain/validation.js";
 import { sessionInvalid } from "../errors.js";
 import { type AgentRow, getAgent } from "../store/agents.js";

@@ -9,8 +9,8 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { InfoAnswerSchema } from "../../../gen/codex/agentmanager/v1/info_request_pb.js";
 import { invalidArgument, notFound } from "../../../mesh/errors.js";
 import type { Core } from "../core.js";
+import { openAnswer } from "../domain/keys.js";
 import { checkLease, isActive } from "../domain/run-state.js";
-import { open } from "../domain/secret-box.js";
 import { checkInfoFields, checkReason, checkUuid } from "../domain/validation.js";
 import { notLeaseHolder, staleLease } from "../errors.js";
 import { agentOrigin } from "../events/origin.js";
@@ -91,7 +91,7 @@ export async function answersFor(
       infoRequestId: r.id,
       runId: r.run_id,
       requestId: r.request_id,
-      values: open(core.keys, r.answer_sealed, r.id),
+      values: openAnswer(core.keys, r.answer_sealed, r.id),
     });
     delivered.push(r.id);
   }

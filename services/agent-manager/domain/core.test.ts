@@ -1,9 +1,7 @@
-import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { RunState } from "../../../gen/codex/agentmanager/v1/run_pb.js";
 import { isPlatformAdmin, mayAccessProject, mayRegister, readableProjects } from "./authz.js";
 import { afterLeaseExpiry, checkLease, isCompletionReplay } from "./run-state.js";
-import { deriveKeys, open, parseSessionToken, seal, sessionToken } from "./secret-box.js";
 import { checkAnswer, checkInfoFields } from "./validation.js";
 
 const run = { state: RunState.RUNNING, fencingToken: 3n, agentId: "a" };
@@ -29,28 +27,6 @@ describe("lease rules", () => {
     expect(afterLeaseExpiry(0, 3)).toEqual({ state: RunState.PENDING, expiries: 1, requeued: true });
     expect(afterLeaseExpiry(2, 3)).toEqual({ state: RunState.LOST, expiries: 3, requeued: false });
     expect(afterLeaseExpiry(0, 1).state).toBe(RunState.LOST);
-  });
-});
-
-describe("secret box", () => {
-  const keys = deriveKeys(randomBytes(32).toString("base64"));
-
-  it("seals answers bound to their info request", () => {
-    const sealed = seal(keys, { TOKEN: "hunter2-very-secret" }, "ir-1");
-    expect(sealed.toString("latin1")).not.toContain("hunter2");
-    expect(open(keys, sealed, "ir-1")).toEqual({ TOKEN: "hunter2-very-secret" });
-    expect(() => open(keys, sealed, "ir-2")).toThrow();
-    const tampered = Buffer.from(sealed);
-    tampered[tampered.length - 1] = (tampered[tampered.length - 1] ?? 0) ^ 1;
-    expect(() => open(keys, tampered, "ir-1")).toThrow();
-  });
-
-  it("issues session tokens that only this key verifies", () => {
-    const token = sessionToken(keys, "agent-1", "s-1");
-    expect(parseSessionToken(keys, token)).toEqual({ agentId: "agent-1", sessionId: "s-1" });
-    expect(parseSessionToken(deriveKeys(randomBytes(32).toString("base64")), token)).toBeUndefined();
-    expect(parseSessionToken(keys, token.replace("s-1", "s-2"))).toBeUndefined();
-    expect(() => deriveKeys(randomBytes(16).toString("base64"))).toThrow(/32 bytes/);
   });
 });
 

@@ -22,7 +22,7 @@ import { bearerOf } from "../connect/agent-auth.js";
 import type { Core } from "../core.js";
 import { pendingOf } from "../dispatch/dispatcher.js";
 import { mayRegister } from "../domain/authz.js";
-import { sessionToken } from "../domain/secret-box.js";
+import { sessionToken } from "../domain/keys.js";
 import { checkAgent, UUID } from "../domain/validation.js";
 import { etagMismatch, wrongState } from "../errors.js";
 import { envelope, originOf, selfOrigin } from "../events/origin.js";

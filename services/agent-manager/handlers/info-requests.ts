@@ -10,7 +10,7 @@ import type { ServiceImpl } from "../../../mesh/grpc/types.js";
 import { clampPageSize } from "../../../mesh/pagination/page-size.js";
 import type { Core } from "../core.js";
 import { mayAccessProject, readableProjects } from "../domain/authz.js";
-import { seal } from "../domain/secret-box.js";
+import { sealAnswer } from "../domain/keys.js";
 import { checkAnswer, UUID } from "../domain/validation.js";
 import { answerIncomplete, etagMismatch, wrongState } from "../errors.js";
 import { originOf } from "../events/origin.js";
@@ -102,7 +102,7 @@ export function infoRequestHandlers(
         );
         if (check.incomplete) throw answerIncomplete(check.incomplete.field, check.incomplete.description);
         throwIfProblems("invalid answer", check.problems);
-        const sealed = seal(core.keys, req.values, row.id);
+        const sealed = sealAnswer(core.keys, req.values, row.id);
         const answered = await recordAnswer(
           tx,
           row.id,

@@ -5,7 +5,7 @@
  * a few seconds (an answer recorded by another replica shows within that time; one recorded
  * here invalidates at once) and dropped when the run ends, when its answers are erased.
  */
-import { type Keys, open } from "../domain/secret-box.js";
+import { type Keys, openAnswer } from "../domain/keys.js";
 import type { Db } from "./runs.js";
 
 const MAX_ENTRIES = 20_000;
@@ -38,7 +38,7 @@ export class AnswerSecrets {
     );
     for (const id of load) out.set(id, []);
     for (const r of rows) {
-      const values = Object.values(open(this.keys, r.answer_sealed, r.id));
+      const values = Object.values(openAnswer(this.keys, r.answer_sealed, r.id));
       out.set(r.run_id, [...(out.get(r.run_id) ?? []), ...values]);
     }
     if (generation !== this.#generation) return out;

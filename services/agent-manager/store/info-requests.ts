@@ -1,5 +1,5 @@
 /**
- * The info_requests table. Answer values exist only sealed (domain/secret-box.ts) in
+ * The info_requests table. Answer values exist only sealed (domain/keys.ts) in
  * `answer_sealed`, are erased when the run ends, and never leave through a read API or event:
  * {@link toInfoRequest} has no place for them, and InfoAnswered carries field names only.
  */
