@@ -7,6 +7,7 @@ import type { NotificationService } from "../../../gen/codex/notification/v1/not
 import type { Principal } from "../../../mesh/context.js";
 import { failedPrecondition, invalidArgument, notFound } from "../../../mesh/errors.js";
 import type { ServiceImpl } from "../../../mesh/grpc/types.js";
+import { clampPageSize } from "../../../mesh/pagination/page-size.js";
 import { readableProjects } from "../domain/authz.js";
 import {
   attemptToProto,
@@ -20,7 +21,7 @@ import { redeliverDeadLetter } from "../store/redeliver.js";
 import type { HandlerDeps } from "./deps.js";
 import { authorize, isUuid, loadSubscription, missingSubscription, principalOf } from "./guard.js";
 import { idempotent } from "./idempotent.js";
-import { decodeToken, encodeToken, pageSize, seqOf } from "./paging.js";
+import { listPageTokens, PAGE_SIZES, seqOf } from "./paging.js";
 
 type Impl = ServiceImpl<typeof NotificationService>;
 
@@ -74,7 +75,8 @@ export function deliveryHandlers(
         a: start?.toISOString(),
         b: end?.toISOString(),
       };
-      const limit = pageSize(req.pageSize);
+      const pages = listPageTokens(filters, 1);
+      const limit = clampPageSize(req.pageSize, PAGE_SIZES);
       const rows = await listAttempts(d.pool, {
         ...s,
         outcome: OUTCOME_NAME[req.outcome],
@@ -82,14 +84,14 @@ export function deliveryHandlers(
         projectId: req.projectId,
         start,
         end,
-        beforeSeq: seqOf(decodeToken(req.pageToken, filters, 1)),
+        beforeSeq: seqOf(pages.keyOf(req.pageToken)),
         limit: limit + 1,
       });
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
       return {
         deliveries: page.map(attemptToProto),
-        nextPageToken: rows.length > limit && last ? encodeToken([last.seq.toString()], filters) : "",
+        nextPageToken: rows.length > limit && last ? pages.encode([last.seq.toString()]) : "",
       };
     },
 
@@ -97,8 +99,9 @@ export function deliveryHandlers(
       const p = principalOf(ctx);
       const s = await scope(d, p, req.subscriptionId, req.projectId);
       const filters = { s: req.subscriptionId, st: req.state, p: req.projectId };
-      const cursor = decodeToken(req.pageToken, filters, 2);
-      const limit = pageSize(req.pageSize);
+      const pages = listPageTokens(filters, 2);
+      const cursor = pages.keyOf(req.pageToken);
+      const limit = clampPageSize(req.pageSize, PAGE_SIZES);
       const rows = await listDeadLetters(d.pool, {
         ...s,
         state: DL_STATE_NAME[req.state],
@@ -111,9 +114,7 @@ export function deliveryHandlers(
       return {
         deadLetters: page.map(deadLetterToProto),
         nextPageToken:
-          rows.length > limit && last
-            ? encodeToken([last.dead_letter_time.toISOString(), last.id], filters)
-            : "",
+          rows.length > limit && last ? pages.encode([last.dead_letter_time.toISOString(), last.id]) : "",
       };
     },
 

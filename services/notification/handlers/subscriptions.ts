@@ -7,6 +7,7 @@ import {
 } from "../../../gen/codex/notification/v1/subscription_pb.js";
 import { aborted, invalidArgument, notFound, resourceExhausted } from "../../../mesh/errors.js";
 import type { ServiceImpl } from "../../../mesh/grpc/types.js";
+import { clampPageSize } from "../../../mesh/pagination/page-size.js";
 import { withTransaction } from "../../../mesh/postgres/pool.js";
 import { readableProjects } from "../domain/authz.js";
 import { etagOf, toProto } from "../store/subscription-record.js";
@@ -20,7 +21,7 @@ import {
 import type { HandlerDeps } from "./deps.js";
 import { authorize, loadSubscription, missingSubscription, principalOf } from "./guard.js";
 import { idempotent } from "./idempotent.js";
-import { decodeToken, encodeToken, pageSize, seqOf } from "./paging.js";
+import { listPageTokens, PAGE_SIZES, seqOf } from "./paging.js";
 import { writeForCreate, writeForUpdate } from "./subscription-input.js";
 
 type Impl = ServiceImpl<typeof NotificationService>;
@@ -103,20 +104,21 @@ export function subscriptionHandlers(d: HandlerDeps): SubscriptionHandlers {
         channelType: req.channelType,
         eventType: req.eventType,
       };
-      const limit = pageSize(req.pageSize);
+      const pages = listPageTokens(filters, 1);
+      const limit = clampPageSize(req.pageSize, PAGE_SIZES);
       const rows = await listSubscriptions(d.pool, {
         projects,
         enabled: req.enabled,
         channelType: CHANNEL_NAMES[req.channelType as keyof typeof CHANNEL_NAMES],
         eventType: req.eventType,
-        beforeSeq: seqOf(decodeToken(req.pageToken, filters, 1)),
+        beforeSeq: seqOf(pages.keyOf(req.pageToken)),
         limit: limit + 1,
       });
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
       return {
         subscriptions: page.map(toProto),
-        nextPageToken: rows.length > limit && last ? encodeToken([last.seq.toString()], filters) : "",
+        nextPageToken: rows.length > limit && last ? pages.encode([last.seq.toString()]) : "",
       };
     },
 
