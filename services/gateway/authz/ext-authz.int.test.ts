@@ -16,6 +16,7 @@ import {
 } from "@bufbuild/protobuf";
 import { credentials, Client as GrpcClient, type ServiceError as GrpcError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ApiKeyService } from "../../../gen/codex/gateway/v1/api_key_service_pb.js";
 import { MemberRole, PrincipalType } from "../../../gen/codex/project/v1/member_pb.js";
 import {
   GetProjectRequestSchema,
@@ -168,6 +169,33 @@ describe("ext_authz server for the Envoy front door", () => {
     } finally {
       upstream.close();
     }
+  });
+
+  it("accepts a project's API key (which jwt_authn lets through untouched) and strips it upstream", async () => {
+    // Created on the gateway's own server, not through its front door: no rate-limit token used.
+    const { secret } = await s.gateway
+      .client(ApiKeyService, { type: "user", id: "olivia" })
+      .createApiKey({ projectId, apiKey: { displayName: "ext-authz", role: MemberRole.VIEWER } });
+    const answer = await check({
+      path: getProject,
+      headers: { "x-api-key": secret },
+      body: framed(GetProjectRequestSchema, { projectId }),
+    });
+    expect(answer.status?.code ?? 0).toBe(Code.OK);
+    const principal = verifyPrincipal(
+      headerOf(answer.okResponse?.headers, PRINCIPAL_HEADER) ?? "",
+      TEST_MESH_SECRET,
+    );
+    expect(principal?.type).toBe("api_key");
+    expect(answer.okResponse?.headersToRemove).toContain("x-api-key");
+    // The key is bound to its project.
+    const elsewhere = await check({
+      path: getProject,
+      headers: { "x-api-key": secret },
+      body: framed(GetProjectRequestSchema, { projectId: "another-project" }),
+    });
+    expect(elsewhere.status?.code).toBe(Code.PERMISSION_DENIED);
+    expect(elsewhere.status?.details?.map((d) => d.reason)).toContain("API_KEY_PROJECT");
   });
 
   it("refuses missing or forged credentials with UNAUTHENTICATED and 401", async () => {
