@@ -1,6 +1,7 @@
 /**
  * The gateway as its own process for bench/gateway.ts, so its peak RSS is its own. Started with
- * AGENT_MANAGER_ADDR set; prints `{"grpcPort":…,"httpPort":…}` once serving; stops on SIGTERM.
+ * AGENT_MANAGER_ADDR set; prints `{"grpcPort":…,"httpPort":…,"ownPort":…}` once serving (ownPort:
+ * the gateway's own server, where Envoy's ext_authz Check is answered); stops on SIGTERM.
  * Uses the test security parts (every caller admitted, no rate limit): the bench measures the
  * forwarding path, not authentication.
  */
@@ -22,7 +23,11 @@ const gateway = await startUpstream(def, {
   },
 });
 process.stdout.write(
-  `${JSON.stringify({ grpcPort: def.frontDoors.grpcPort, httpPort: def.frontDoors.httpPort })}\n`,
+  `${JSON.stringify({
+    grpcPort: def.frontDoors.grpcPort,
+    httpPort: def.frontDoors.httpPort,
+    ownPort: gateway.running.port,
+  })}\n`,
 );
 process.once("SIGTERM", () => {
   gateway.cleanup().then(

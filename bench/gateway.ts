@@ -5,7 +5,9 @@
  * few seconds, open loop (latency counted from when each call was due, so a stall is not hidden
  * by the client waiting; `achieved` below the rate means the machine could not keep up and the
  * latencies are mostly queueing). The gateway runs as its own process, so its peak RSS
- * (VmHWM) is its own, and so is its CPU time per call. Prints figures and ratios; nothing is
+ * (VmHWM) is its own, and so is its CPU time per call. The same is measured for the ext_authz
+ * Check the gateway answers for the Envoy front door (what each request behind Envoy costs the
+ * gateway, for the same GetRun). Prints figures and ratios; nothing is
  * asserted — figures only compare within one run on one machine (2 cores here, shared by client,
  * gateway and upstream).
  *
@@ -20,7 +22,11 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { credentials, Client as GrpcClient } from "@grpc/grpc-js";
 import { AgentManagerService } from "../gen/codex/agentmanager/v1/agentmanager_service_pb.js";
+import { GetRunRequestSchema } from "../gen/codex/agentmanager/v1/run_pb.js";
+import { CheckRequestSchema, CheckResponseSchema } from "../gen/envoy/service/auth/v3/external_auth_pb.js";
 import { createClient } from "../mesh/grpc/client.js";
 import { fakeUpstream, UpstreamLog } from "../services/gateway/testing/fake-upstreams.js";
 import { startUpstream } from "../services/gateway/testing/harness.js";
@@ -176,7 +182,7 @@ function buildGateway(): string {
 
 function startGatewayProcess(
   upstream: string,
-): Promise<{ child: ChildProcess; grpcPort: number; httpPort: number }> {
+): Promise<{ child: ChildProcess; grpcPort: number; httpPort: number; ownPort: number }> {
   const underTsx = process.env.BENCH_GATEWAY_RUNTIME === "tsx";
   // BENCH_GATEWAY_ENTRY runs another compiled gateway-server.js (an A/B against another build).
   const entry = underTsx
@@ -195,7 +201,10 @@ function startGatewayProcess(
     createInterface({ input: child.stdout! }).on("line", (line) => {
       if (!ready && line.startsWith('{"grpcPort"')) {
         ready = true;
-        resolve({ child, ...(JSON.parse(line) as { grpcPort: number; httpPort: number }) });
+        resolve({
+          child,
+          ...(JSON.parse(line) as { grpcPort: number; httpPort: number; ownPort: number }),
+        });
       } else process.stderr.write(`[gateway] ${line}\n`);
     });
   });
@@ -224,6 +233,7 @@ export async function runGatewayBench(): Promise<Record<string, number | string>
   const direct = createClient(AgentManagerService, { address: upstream.running.address, ...opts });
   const viaGateway = createClient(AgentManagerService, { address: `127.0.0.1:${gw.grpcPort}`, ...opts });
   const headers = { authorization: AUTH };
+  const authz = new GrpcClient(`127.0.0.1:${gw.ownPort}`, credentials.createInsecure());
   try {
     const d = await measure("direct gRPC", () => direct.getRun({ runId: "r1" }));
     const pid = gw.child.pid;
@@ -244,6 +254,8 @@ export async function runGatewayBench(): Promise<Record<string, number | string>
       pid,
     );
     agent.destroy();
+    const checkRequest = envoyCheckRequest();
+    const c = await measure("ext_authz Check", () => check(authz, checkRequest), pid);
     const figures = {
       serial_direct_p50_ms: round(d.serialP50),
       serial_gateway_grpc_p50_ms: round(g.serialP50),
@@ -270,15 +282,22 @@ export async function runGatewayBench(): Promise<Record<string, number | string>
       direct_achieved_rps: round(d.achievedRps),
       gateway_grpc_achieved_rps: round(g.achievedRps),
       gateway_rest_achieved_rps: round(r.achievedRps),
-      errors: d.errors + g.errors + r.errors + f.errors,
+      errors: d.errors + g.errors + r.errors + f.errors + c.errors,
       gateway_grpc_cpu_us_per_call: round(g.gatewayCpuUsPerCall),
       gateway_rest_cpu_us_per_call: round(r.gatewayCpuUsPerCall),
+      ext_authz_check_serial_p50_ms: round(c.serialP50),
+      ext_authz_check_p50_ms: round(c.p50),
+      ext_authz_check_p99_ms: round(c.p99),
+      ext_authz_check_achieved_rps: round(c.achievedRps),
+      ext_authz_cpu_us_per_check: round(c.gatewayCpuUsPerCall),
+      ext_authz_vs_gateway_grpc_cpu_ratio: round(c.gatewayCpuUsPerCall / g.gatewayCpuUsPerCall),
       other_processes_cpu_cores_max: round(Math.max(d.otherCpu, g.otherCpu, r.otherCpu)),
       gateway_peak_rss_mib: round(peakRssMiB(gw.child.pid!)),
     };
     for (const [k, v] of Object.entries(figures)) console.log(`${k}: ${v}`);
     return figures;
   } finally {
+    authz.close();
     direct.close();
     viaGateway.close();
     await new Promise<void>((resolve) => {
@@ -291,6 +310,59 @@ export async function runGatewayBench(): Promise<Record<string, number | string>
 }
 
 const round = (n: number) => Math.round(n * 100) / 100;
+
+/** What Envoy's ext_authz filter sends for `GET /v1/runs/r1` once transcoded: path, headers, framed body. */
+function envoyCheckRequest(): Buffer {
+  const payload = toBinary(GetRunRequestSchema, create(GetRunRequestSchema, { runId: "r1" }));
+  const body = Buffer.alloc(5 + payload.length);
+  body.writeUInt32BE(payload.length, 1);
+  body.set(payload, 5);
+  const path = "/codex.agentmanager.v1.AgentManagerService/GetRun";
+  return Buffer.from(
+    toBinary(
+      CheckRequestSchema,
+      create(CheckRequestSchema, {
+        attributes: {
+          request: {
+            http: {
+              id: "1",
+              method: "POST",
+              path,
+              host: "api.codex.dev",
+              protocol: "HTTP/2",
+              headers: {
+                ":path": path,
+                ":method": "POST",
+                ":authority": "api.codex.dev",
+                "content-type": "application/grpc",
+                authorization: AUTH,
+                "x-request-id": "bench-check",
+              },
+              rawBody: body,
+            },
+          },
+        },
+      }),
+    ),
+  );
+}
+
+/** One Check with pre-encoded bytes; rejects unless Envoy would let the request through. */
+function check(client: GrpcClient, request: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    client.makeUnaryRequest(
+      "/envoy.service.auth.v3.Authorization/Check",
+      (b: Buffer) => b,
+      (b: Buffer) => fromBinary(CheckResponseSchema, b),
+      request,
+      (err, res) => {
+        if (err) reject(err);
+        else if ((res?.status?.code ?? 0) !== 0) reject(new Error(`Check refused: ${res?.status?.message}`));
+        else resolve();
+      },
+    );
+  });
+}
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   await runGatewayBench();
