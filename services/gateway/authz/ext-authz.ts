@@ -29,8 +29,8 @@ import {
 import { Code, failedPrecondition, invalidArgument, ServiceError } from "../../../mesh/errors.js";
 import type { ServiceImpl } from "../../../mesh/grpc/types.js";
 import { plainPayload, singleMessage } from "../grpc-proxy/frames.js";
+import { credentialsOf } from "../pipeline/metadata.js";
 import { type CallState, codeOf, type Pipeline } from "../pipeline/pipeline.js";
-import type { Credentials } from "../pipeline/types.js";
 import { errorJson, httpStatusOf } from "../rest/http-errors.js";
 import type { PublicMethod, RouteTable } from "../routes/route-table.js";
 
@@ -81,7 +81,12 @@ async function check(deps: ExtAuthzDeps, http: AttributeContext_HttpRequest): Pr
       );
     }
     const request = decodeRequest(deps, route, http);
-    await deps.pipeline.admit(state, route, credentialsOf(headers), request);
+    await deps.pipeline.admit(
+      state,
+      route,
+      credentialsOf(headers.authorization, headers["x-api-key"]),
+      request,
+    );
     return allowed(deps.pipeline, state);
   } catch (err) {
     failure = err;
@@ -120,13 +125,6 @@ function decodeRequest(
       { field: "", description: err instanceof Error ? err.message : String(err) },
     ]);
   }
-}
-
-function credentialsOf(headers: Record<string, string>): Credentials {
-  const creds: Credentials = {};
-  if (headers.authorization !== undefined) creds.authorization = headers.authorization;
-  if (headers["x-api-key"] !== undefined) creds.apiKey = headers["x-api-key"];
-  return creds;
 }
 
 function allowed(pipeline: Pipeline, state: CallState): CheckResponse {

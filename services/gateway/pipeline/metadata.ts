@@ -71,14 +71,17 @@ export function firstValue(md: Metadata, key: string): string | undefined {
   return typeof v === "string" ? v : undefined;
 }
 
-/** Credentials presented in gRPC metadata. */
-export function grpcCredentials(md: Metadata): Credentials {
+/** Credentials from the `authorization` and `x-api-key` values, whichever door read them. */
+export function credentialsOf(authorization: string | undefined, apiKey: string | undefined): Credentials {
   const creds: Credentials = {};
-  const authorization = firstValue(md, "authorization");
-  const apiKey = firstValue(md, "x-api-key");
   if (authorization !== undefined) creds.authorization = authorization;
   if (apiKey !== undefined) creds.apiKey = apiKey;
   return creds;
+}
+
+/** Credentials presented in gRPC metadata. */
+export function grpcCredentials(md: Metadata): Credentials {
+  return credentialsOf(firstValue(md, "authorization"), firstValue(md, "x-api-key"));
 }
 
 /** Upstream response keys the gateway does not relay: transport keys its own server sets. */

@@ -5,7 +5,7 @@ import { Code, invalidArgument, ServiceError } from "../../../mesh/errors.js";
 import type { Logger } from "../../../mesh/logging.js";
 import { callServerStreamH2 } from "../grpc-proxy/h2-stream.js";
 import { callUnaryH2 } from "../grpc-proxy/h2-unary.js";
-import { restMetadata } from "../pipeline/metadata.js";
+import { credentialsOf, restMetadata } from "../pipeline/metadata.js";
 import type { CallState, Pipeline } from "../pipeline/pipeline.js";
 import type { Credentials } from "../pipeline/types.js";
 import type { HttpBinding, PublicMethod } from "../routes/route-table.js";
@@ -161,12 +161,7 @@ function header(req: IncomingMessage, name: string): string | undefined {
 }
 
 function credentials(req: IncomingMessage): Credentials {
-  const creds: Credentials = {};
-  const authorization = header(req, "authorization");
-  const apiKey = header(req, "x-api-key");
-  if (authorization !== undefined) creds.authorization = authorization;
-  if (apiKey !== undefined) creds.apiKey = apiKey;
-  return creds;
+  return credentialsOf(header(req, "authorization"), header(req, "x-api-key"));
 }
 
 function parseJson(raw: Buffer): JsonValue | undefined {
